@@ -5,7 +5,7 @@
 function(cityloop_target_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
     -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual
-    -Wnull-dereference -Wimplicit-fallthrough)
+    -Wimplicit-fallthrough)
   if(CITYLOOP_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()
@@ -48,5 +48,5 @@ function(cityloop_test name)
   cityloop_target_warnings(${name})
   cityloop_target_sanitizers(${name})
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
-    PROPERTIES LABELS "${T_LABELS}" ENVIRONMENT "CITYLOOP_BIN=$<TARGET_FILE:cityloop>;CITYLOOP_ROOT=${PROJECT_SOURCE_DIR}")
+    PROPERTIES LABELS "${T_LABELS}" ENVIRONMENT "CITYLOOP_BIN=${CMAKE_BINARY_DIR}/bin/cityloop;CITYLOOP_ROOT=${PROJECT_SOURCE_DIR}")
 endfunction()

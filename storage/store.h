@@ -1,6 +1,6 @@
 // Store: cityloop's durable state in RocksDB. Column families:
 //   cases    case id            -> case JSON
-//   audit    case id \0 seq(8B) -> audit entry JSON (every change, with actor and reason)
+//   audit    case id \0 seq(4B big-endian) -> audit entry JSON (every change, with actor and reason)
 //   outbox   seq (8B big-endian)-> OutboxRecord (encoded); deleted once Kafka acked it
 //   offsets  topic \0 partition -> next offset to read (decimal text)
 //   state    free-form key      -> detector / engine state bytes
@@ -47,7 +47,8 @@ struct TopicPartition {
 
 class Store;
 
-// Changes to apply atomically. Cheap to build; bound to the Store that made it.
+// Changes to apply atomically. Cheap to build; bound to the Store that made it
+// and must not outlive it.
 class WriteBatch {
  public:
   WriteBatch(WriteBatch&&) noexcept;
@@ -61,6 +62,7 @@ class WriteBatch {
   void PutState(std::string_view key, std::string_view value);
   void DeleteState(std::string_view key);
   void PutMeta(std::string_view key, std::string_view value);
+  void DeleteMeta(std::string_view key);
   size_t count() const;  // number of operations
 
  private:

@@ -1,1 +1,85 @@
-int main() { return 0; }
+// cityloop: the command-line entry point. Each subcommand wires the modules
+// together; see CONTRACT.md for the commands and docs/ for the rest.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+
+#include "app/commands.h"
+
+namespace {
+std::atomic<bool> g_stop{false};
+extern "C" void OnStopSignal(int) { g_stop.store(true); }
+}  // namespace
+
+int main(int argc, char** argv) {
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  using namespace cityloop::app;
+  CLI::App app{"cityloop: a streaming engine for city operation centres"};
+  app.require_subcommand(1);
+  GlobalFlags global;
+  app.add_option("--log-format", global.log_format, "Log format on stderr: text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", global.log_level, "trace, debug, info, warn or error");
+
+  ValidateArgs validate;
+  auto* v = app.add_subcommand("validate", "Check a config; errors name the file, line and key");
+  v->add_option("--config", validate.config, "Config file")->required();
+
+  BrokerArgs broker;
+  auto* b = app.add_subcommand("broker", "Run the embedded Kafka-protocol broker alone");
+  b->add_option("--bootstrap-file", broker.bootstrap_file, "Also write the bootstrap address to this file");
+  b->add_option("--config", broker.config, "Config whose topics and partition counts to create");
+  b->add_option("--partitions", broker.partitions, "Partitions per topic (default: the config's kafka.partitions)");
+
+  RunArgs run;
+  auto* r = app.add_subcommand("run", "The streaming service");
+  r->add_option("--config", run.config, "Config file")->required();
+  r->add_flag("--embedded-kafka", run.embedded_kafka, "Start the embedded Kafka-protocol broker in this process");
+  r->add_option("--bootstrap-file", run.bootstrap_file, "With --embedded-kafka: write the bootstrap address here");
+  r->add_option("--bootstrap", run.bootstrap, "Kafka bootstrap HOST:PORT (overrides kafka.bootstrap)");
+  r->add_option("--store", run.store, "RocksDB directory (overrides storage.path)");
+  r->add_option("--listen", run.listen, "HTTP listen ADDR:PORT (overrides api.listen)");
+  r->add_flag("--simulate", run.simulate, "Also run the city simulator in this process, in real time");
+  r->add_option("--seed", run.seed, "Simulator seed");
+  r->add_option("--rate", run.rate, "Simulator readings per second");
+  r->add_flag("--summary", run.summary, "Print a live summary to stdout every 2 s");
+
+  SimulateArgs sim;
+  auto* s = app.add_subcommand("simulate", "Produce a realistic city's sensor readings with injected incidents");
+  s->add_option("--bootstrap", sim.bootstrap, "Kafka bootstrap HOST:PORT")->required();
+  s->add_option("--config", sim.config, "Config file (default deploy/cityloop.example.yaml)");
+  s->add_option("--rate", sim.rate, "Readings per second of city time, over all devices");
+  s->add_option("--duration", sim.duration_s, "Seconds of city time to simulate (0 = until stopped)");
+  s->add_option("--seed", sim.seed, "Seed of noise, dropouts and the incident schedule");
+  s->add_option("--truth", sim.truth, "Write the injected incidents here as JSON lines");
+  s->add_option("--start", sim.start, "City time of the first reading: epoch ms or RFC 3339 (default: now, "
+                                      "or now minus the duration with --fast)");
+  s->add_flag("--fast", sim.fast, "Do not pace to real time: produce as fast as Kafka takes it (needs --duration)");
+  s->add_option("--incident-every", sim.incident_every, "Mean city time between injected incidents, e.g. 4m");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  if (int rc = InitGlobal(global); rc != 0) return rc;
+  if (*v) return ValidateCommand(validate);
+  if (*b) return BrokerCommand(broker, g_stop);
+  if (*r) return RunServiceCommand(run, g_stop);
+  if (*s) return SimulateCommand(sim, g_stop);
+  return 2;
+}

@@ -1,0 +1,234 @@
+#include "app/commands.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "app/engine.h"
+#include "app/live_summary.h"
+#include "app/simulation.h"
+#include "console/http_server.h"
+#include "core/city.h"
+#include "core/config.h"
+#include "core/logging.h"
+#include "core/time_util.h"
+#include "ingest/broker.h"
+
+namespace cityloop::app {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+// Loads and validates a config and builds its city model, or prints every
+// error (file:line: key: message) and returns nullptr.
+std::shared_ptr<const CityModel> LoadCity(const std::string& path) {
+  ConfigLoadResult loaded = LoadConfigFile(path);
+  if (!loaded.config) {
+    for (const auto& e : loaded.errors) std::cerr << e.ToString() << "\n";
+    std::cerr << path << ": " << loaded.errors.size() << " error(s)\n";
+    return nullptr;
+  }
+  auto city = CityModel::Build(*loaded.config);
+  if (!city.ok()) {
+    std::cerr << path << ":0: city: " << city.status().message() << "\n";
+    return nullptr;
+  }
+  return std::move(city).value();
+}
+
+// Prints "bootstrap: HOST:PORT" and, when asked, writes it to a file
+// atomically (readers poll for the file).
+bool AnnounceBootstrap(const std::string& bootstrap, const std::string& file) {
+  std::cout << "bootstrap: " << bootstrap << std::endl;
+  if (file.empty()) return true;
+  const std::string tmp = file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << bootstrap << "\n";
+    if (!out) {
+      spdlog::error("cannot write {}", tmp);
+      return false;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, file, ec);
+  if (ec) spdlog::error("cannot write {}: {}", file, ec.message());
+  return !ec;
+}
+
+void WaitForStop(const std::atomic<bool>& stop) {
+  while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // idle until a signal
+}
+
+}  // namespace
+
+int InitGlobal(const GlobalFlags& flags) {
+  Status st = InitLogging(flags.log_format, flags.log_level);
+  if (!st.ok()) {
+    std::cerr << st.message() << "\n";
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
+int ValidateCommand(const ValidateArgs& args) {
+  auto city = LoadCity(args.config);
+  if (!city) return kExitUsage;
+  const Config& c = city->config();
+  std::cout << "ok: " << args.config << " (" << c.city.districts.size() << " districts, " << city->grid().cell_count()
+            << " cells, " << c.city.devices.size() << " devices, " << c.city.units.size() << " units, "
+            << c.rules.threshold.size() << " rules)\n";
+  return kExitOk;
+}
+
+int BrokerCommand(const BrokerArgs& args, const std::atomic<bool>& stop) {
+  KafkaOptions kafka;
+  if (!args.config.empty()) {
+    auto city = LoadCity(args.config);
+    if (!city) return kExitUsage;
+    kafka = city->config().kafka;
+  }
+  if (args.partitions > 0) kafka.partitions = args.partitions;
+  auto broker = ingest::EmbeddedBroker::Start(ingest::BrokerOptionsFor(kafka));
+  if (!broker.ok()) {
+    spdlog::error("broker failed to start: {}", broker.status().ToString());
+    return kExitRuntime;
+  }
+  if (!AnnounceBootstrap((*broker)->bootstrap(), args.bootstrap_file)) return kExitRuntime;
+  spdlog::info("embedded broker up at {}; Ctrl-C to stop", (*broker)->bootstrap());
+  WaitForStop(stop);
+  spdlog::info("broker stopping");
+  return kExitOk;
+}
+
+int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop) {
+  auto city = LoadCity(args.config);
+  if (!city) return kExitUsage;
+  const Config& cfg = city->config();
+  const Clock& clock = SystemClock::instance();
+  MetricsRegistry metrics;
+
+  std::unique_ptr<ingest::EmbeddedBroker> broker;
+  std::string bootstrap = args.bootstrap.empty() ? cfg.kafka.bootstrap : args.bootstrap;
+  if (args.embedded_kafka) {
+    auto started = ingest::EmbeddedBroker::Start(ingest::BrokerOptionsFor(cfg.kafka));
+    if (!started.ok()) {
+      spdlog::error("embedded broker failed to start: {}", started.status().ToString());
+      return kExitRuntime;
+    }
+    broker = std::move(started).value();
+    bootstrap = broker->bootstrap();
+    if (!AnnounceBootstrap(bootstrap, args.bootstrap_file)) return kExitRuntime;
+  }
+
+  EngineOptions eo;
+  eo.bootstrap = bootstrap;
+  eo.store_path = args.store;
+  auto engine = Engine::Create(city, eo, clock, &metrics);
+  if (!engine.ok()) {
+    spdlog::error("engine failed to start: {}", engine.status().ToString());
+    return engine.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitRuntime;
+  }
+  Engine* eng = engine->get();
+
+  const std::string listen = args.listen.empty() ? cfg.api.listen : args.listen;
+  auto http = console::HttpServer::Start(listen, console::OperationalRoutes(metrics, [eng] { return eng->ready(); }));
+  if (!http.ok()) {
+    spdlog::error("HTTP server failed to start on {}: {}", listen, http.status().ToString());
+    return kExitRuntime;
+  }
+  spdlog::info("HTTP on {} (/metrics, /livez, /readyz)", listen);
+
+  std::atomic<bool> engine_done{false};
+  std::thread simulator;
+  if (args.simulate) {
+    SimulationRun run;
+    run.bootstrap = bootstrap;
+    run.paced = true;
+    run.sim.seed = args.seed;
+    run.sim.rate = args.rate;
+    run.sim.start_ms = clock.now_ms();
+    run.sim.incident_every_ms = 60000;
+    simulator = std::thread([city, run, &clock, &stop, &engine_done] {
+      auto r = RunSimulation(city, run, clock, engine_done);
+      if (!r.ok() && !stop.load()) spdlog::error("simulator stopped: {}", r.status().ToString());
+    });
+  }
+  std::thread summary;
+  if (args.summary) {
+    summary = std::thread([&] {
+      LiveSummary s(metrics, clock, cfg.city.utc_offset_minutes);
+      while (!engine_done.load()) {
+        s.MaybePrint();
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));  // refresh tick of the display
+      }
+      s.Print();
+    });
+  }
+
+  Status st = eng->Run(stop);
+  engine_done.store(true);
+  if (simulator.joinable()) simulator.join();
+  if (summary.joinable()) summary.join();
+  (*http)->Stop();
+  return st.ok() ? kExitOk : kExitRuntime;
+}
+
+int SimulateCommand(const SimulateArgs& args, const std::atomic<bool>& stop) {
+  auto city = LoadCity(args.config);
+  if (!city) return kExitUsage;
+  const Clock& clock = SystemClock::instance();
+  if (args.fast && args.duration_s <= 0) {
+    std::cerr << "--fast needs a --duration\n";
+    return kExitUsage;
+  }
+  if (args.rate <= 0) {
+    std::cerr << "--rate must be positive\n";
+    return kExitUsage;
+  }
+  SimulationRun run;
+  run.bootstrap = args.bootstrap;
+  run.truth_path = args.truth;
+  run.paced = !args.fast;
+  run.sim.seed = args.seed;
+  run.sim.rate = args.rate;
+  run.sim.duration_ms = args.duration_s * 1000;
+  if (!args.incident_every.empty()) {
+    auto every = ParseDurationMs(args.incident_every);
+    if (!every || *every <= 0) {
+      std::cerr << "--incident-every: not a duration: " << args.incident_every << "\n";
+      return kExitUsage;
+    }
+    run.sim.incident_every_ms = *every;
+  }
+  if (args.start.empty()) {
+    run.sim.start_ms = clock.now_ms() - (args.fast ? run.sim.duration_ms : 0);
+  } else if (auto ts = ParseRfc3339Ms(args.start)) {
+    run.sim.start_ms = *ts;
+  } else {
+    char* end = nullptr;
+    const long long ms = std::strtoll(args.start.c_str(), &end, 10);
+    if (!end || *end != '\0') {
+      std::cerr << "--start: not epoch ms or RFC 3339: " << args.start << "\n";
+      return kExitUsage;
+    }
+    run.sim.start_ms = ms;
+  }
+  auto stats = RunSimulation(city, run, clock, stop);
+  if (!stats.ok()) {
+    spdlog::error("simulation failed: {}", stats.status().ToString());
+    return kExitRuntime;
+  }
+  std::cout << "simulated " << stats->produced << " readings, " << stats->incidents << " incidents\n";
+  return kExitOk;
+}
+
+}  // namespace cityloop::app

@@ -1,0 +1,102 @@
+#include "app/engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include "app/fault_points.h"
+
+namespace cityloop::app {
+
+Engine::~Engine() {
+  if (consumer_) consumer_->Close();
+}
+
+Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> city, const EngineOptions& options,
+                                               const Clock& clock, MetricsRegistry* metrics) {
+  std::unique_ptr<Engine> e(new Engine());
+  e->city_ = city;
+  e->options_ = options;
+  e->metrics_ = metrics;
+  const Config& cfg = city->config();
+  const std::string bootstrap = options.bootstrap.empty() ? cfg.kafka.bootstrap : options.bootstrap;
+  const std::string path = options.store_path.empty() ? cfg.storage.path : options.store_path;
+
+  storage::StoreOptions so;
+  so.sync = cfg.storage.sync_writes;
+  auto store = storage::Store::Open(path, so);
+  if (!store.ok()) return store.status();
+  e->store_ = std::move(store).value();
+
+  e->pipeline_ = std::make_unique<Pipeline>(city, e->store_.get(), clock, metrics);
+  CL_RETURN_IF_ERROR(e->pipeline_->Restore());
+
+  ingest::ProducerOptions po;
+  po.bootstrap = bootstrap;
+  po.client_id = cfg.kafka.client_id + "-outbox";
+  po.properties = cfg.kafka.properties;
+  auto publisher = OutboxPublisher::Create(po, e->store_.get(), metrics);
+  if (!publisher.ok()) return publisher.status();
+  e->publisher_ = std::move(publisher).value();
+  CL_RETURN_IF_ERROR(e->publisher_->RepublishPending());
+
+  ingest::ConsumerOptions co;
+  co.bootstrap = bootstrap;
+  co.group_id = cfg.kafka.group_id;
+  co.client_id = cfg.kafka.client_id;
+  co.topics = {cfg.kafka.topics.sensors};
+  co.properties = cfg.kafka.properties;
+  storage::Store* st = e->store_.get();
+  Engine* self = e.get();
+  auto consumer = ingest::KafkaConsumer::Create(
+      co,
+      [st](const std::string& topic, int32_t partition) { return st->GetOffset({topic, partition}); },
+      [self](bool assigned, const std::vector<ingest::PartitionOffset>& parts) {
+        spdlog::info("partitions {}: {}", assigned ? "assigned" : "revoked", parts.size());
+        if (assigned) self->ready_.store(true);
+      });
+  if (!consumer.ok()) return consumer.status();
+  e->consumer_ = std::move(consumer).value();
+  spdlog::info("engine started: bootstrap {}, store {}, group {}", bootstrap, path, cfg.kafka.group_id);
+  return e;
+}
+
+Status Engine::Step() {
+  const auto& kafka = city_->config().kafka;
+  batch_.clear();
+  CL_RETURN_IF_ERROR(consumer_->Poll(static_cast<size_t>(kafka.batch_max_messages),
+                                     static_cast<int>(kafka.batch_max_ms), &batch_));
+  if (!batch_.empty()) {
+    FaultPoint("after_poll");
+    Status st = pipeline_->Process(batch_, &result_);
+    if (!st.ok()) return Status(st.code(), "writing a batch failed (state kept as on disk): " + st.message());
+    Status cs = consumer_->CommitAsync(result_.offsets);
+    if (!cs.ok()) spdlog::warn("offset commit to Kafka failed (the store has them): {}", cs.ToString());
+    FaultPoint("after_commit");
+    CL_RETURN_IF_ERROR(publisher_->Publish(std::move(result_.outbox)));
+  }
+  CL_RETURN_IF_ERROR(publisher_->Poll(0));
+  // Backpressure: stop fetching while Kafka is behind on our output.
+  const bool full = publisher_->in_flight() > options_.max_in_flight;
+  if (full != paused_) {
+    CL_RETURN_IF_ERROR(full ? consumer_->Pause() : consumer_->Resume());
+    paused_ = full;
+    spdlog::warn("consumption {} ({} outbox records in flight)", full ? "paused" : "resumed", publisher_->in_flight());
+  }
+  if (paused_) CL_RETURN_IF_ERROR(publisher_->Poll(10));
+  return Status::Ok();
+}
+
+Status Engine::Run(const std::atomic<bool>& stop) {
+  Status result;
+  while (!stop.load()) {
+    result = Step();
+    if (!result.ok()) break;
+  }
+  Status drained = publisher_->Drain(10000);
+  if (!drained.ok()) spdlog::warn("shutdown: {} (they stay in the outbox and are sent on restart)", drained.message());
+  consumer_->Close();
+  if (!result.ok()) spdlog::error("engine stopped: {}", result.ToString());
+  else spdlog::info("engine stopped cleanly");
+  return result;
+}
+
+}  // namespace cityloop::app

@@ -1,0 +1,59 @@
+// Engine: the streaming service. Its loop, on one thread:
+//   poll up to N messages or T ms -> Pipeline::Process (one atomic WriteBatch
+//   of state + audit + outbox + offsets) -> commit offsets to Kafka ->
+//   publish the outbox.
+// On start and on every partition assignment the consumer seeks to the
+// offsets stored in RocksDB, so a crash anywhere loses nothing and applies
+// nothing twice. A full outbox pauses consumption instead of growing memory.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "app/outbox_publisher.h"
+#include "app/pipeline.h"
+#include "core/city.h"
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "ingest/kafka.h"
+#include "storage/store.h"
+
+namespace cityloop::app {
+
+struct EngineOptions {
+  std::string bootstrap;        // overrides kafka.bootstrap when set
+  std::string store_path;       // overrides storage.path when set
+  size_t max_in_flight = 50000; // outbox records in flight before consumption pauses
+};
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> Create(std::shared_ptr<const CityModel> city, const EngineOptions& options,
+                                                const Clock& clock, MetricsRegistry* metrics);
+  ~Engine();
+  // Runs until stop becomes true, then drains the outbox and leaves the group.
+  // Returns non-OK on a fatal error (the store could not be written).
+  Status Run(const std::atomic<bool>& stop);
+  // True once the store is restored and the consumer has its first assignment.
+  bool ready() const { return ready_.load(); }
+  const Pipeline& pipeline() const { return *pipeline_; }
+
+ private:
+  Engine() = default;
+  Status Step();
+
+  std::shared_ptr<const CityModel> city_;
+  EngineOptions options_;
+  MetricsRegistry* metrics_ = nullptr;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<OutboxPublisher> publisher_;
+  std::unique_ptr<ingest::KafkaConsumer> consumer_;
+  std::vector<ingest::Message> batch_;
+  BatchResult result_;
+  bool paused_ = false;
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace cityloop::app

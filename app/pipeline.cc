@@ -1,0 +1,183 @@
+#include "app/pipeline.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "app/fault_points.h"
+#include "core/case_json.h"
+
+namespace cityloop::app {
+namespace {
+
+constexpr const char* kMetaCaseSeq = "case_seq";
+constexpr const char* kMetaOutboxSeq = "outbox_seq";
+constexpr std::string_view kDevicePrefix = "dev/";
+
+uint64_t ParseU64(const std::optional<std::string>& s, uint64_t fallback) {
+  if (!s) return fallback;
+  uint64_t v = 0;
+  auto r = std::from_chars(s->data(), s->data() + s->size(), v);
+  return r.ec == std::errc() ? v : fallback;
+}
+
+}  // namespace
+
+Pipeline::Pipeline(std::shared_ptr<const CityModel> city, storage::Store* store, const Clock& clock,
+                   MetricsRegistry* metrics)
+    : city_(std::move(city)),
+      store_(store),
+      clock_(clock),
+      metrics_(metrics),
+      decoder_(city_),
+      detector_(city_),
+      cases_(city_) {
+  messages_ = &metrics_->GetCounter("cityloop_ingest_messages_total", "Input messages read from Kafka");
+  accepted_ = &metrics_->GetCounter("cityloop_ingest_accepted_total", "Input messages that passed validation");
+  unknown_kind_ = &metrics_->GetCounter("cityloop_readings_unknown_kind_total",
+                                        "Readings of a sensor kind no rule or registry knows (stored, not evaluated)");
+  signals_ = &metrics_->GetCounter("cityloop_signals_total", "Signals raised by detectors");
+  batches_ = &metrics_->GetCounter("cityloop_batches_total", "Micro-batches written to the store");
+  batch_ms_ = &metrics_->GetHistogram("cityloop_batch_process_ms", "Time to process and write one micro-batch (ms)",
+                                      {0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000});
+}
+
+Status Pipeline::Restore() {
+  size_t restored = 0;
+  Status bad;
+  CL_RETURN_IF_ERROR(store_->ForEachCase([&](std::string_view id, std::string_view json) {
+    auto c = ParseCaseJson(json);
+    if (!c.ok()) {
+      bad = Status::DataLoss("case " + std::string(id) + ": " + c.status().message());
+      return false;
+    }
+    cases_.Restore(std::move(c).value());
+    ++restored;
+    return true;
+  }));
+  CL_RETURN_IF_ERROR(bad);
+  CL_RETURN_IF_ERROR(store_->ForEachState(detect::kThresholdStatePrefix, [&](std::string_view k, std::string_view v) {
+    bad = detector_.Restore(k, v);
+    return bad.ok();
+  }));
+  CL_RETURN_IF_ERROR(bad);
+  auto case_seq = store_->GetMeta(kMetaCaseSeq);
+  auto outbox_seq = store_->GetMeta(kMetaOutboxSeq);
+  if (!case_seq.ok()) return case_seq.status();
+  if (!outbox_seq.ok()) return outbox_seq.status();
+  cases_.RestoreCaseSequence(ParseU64(*case_seq, 1));
+  next_outbox_seq_ = ParseU64(*outbox_seq, 1);
+  spdlog::info("restored {} cases ({} open); next case number {}, next outbox seq {}", restored,
+               cases_.open_count(), cases_.next_case_number(), next_outbox_seq_);
+  return Status::Ok();
+}
+
+void Pipeline::AddOutbox(std::string topic, std::string key, std::string value, ingest::Headers headers) {
+  storage::OutboxRecord r;
+  r.seq = next_outbox_seq_++;
+  r.topic = std::move(topic);
+  r.key = std::move(key);
+  r.value = std::move(value);
+  r.headers = std::move(headers);
+  outbox_.push_back(std::move(r));
+}
+
+void Pipeline::DeadLetter(const ingest::Message& m, const ingest::Rejection& why) {
+  metrics_->GetCounter("cityloop_ingest_rejected_total", "Input messages rejected to the dead-letter topic",
+                       {{"reason", why.reason}, {"topic", m.topic}})
+      .Inc();
+  ingest::Headers headers{{"x-source-topic", m.topic},
+                          {"x-source-partition", std::to_string(m.partition)},
+                          {"x-source-offset", std::to_string(m.offset)},
+                          {"x-error", why.ToString()},
+                          {"x-error-code", why.reason}};
+  AddOutbox(city_->config().kafka.topics.dlq, m.key, m.value, std::move(headers));
+}
+
+void Pipeline::HandleSensor(const ingest::Message& m, std::vector<Signal>* signals) {
+  const int64_t now = clock_.now_ms();
+  auto outcome = decoder_.Decode(m.value, now);
+  if (auto* why = std::get_if<ingest::Rejection>(&outcome)) {
+    DeadLetter(m, *why);
+    return;
+  }
+  Reading& r = std::get<Reading>(outcome);
+  accepted_->Inc();
+  r.input = {m.topic, m.partition, m.offset};
+  r.ingest_ms = now;
+  if (!city_->FindSensorKind(r.kind)) unknown_kind_->Inc();
+  nlohmann::json latest{{"kind", r.kind},  {"ts", r.ts_ms},          {"value", r.value},
+                        {"unit", r.unit},  {"lat", r.position.lat},  {"lon", r.position.lon},
+                        {"cell", r.cell},  {"registered", r.registered}, {"input", r.input.ToString()}};
+  device_latest_[std::string(kDevicePrefix) + r.device_id] = latest.dump();
+  detector_.OnReading(r, signals);
+}
+
+Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult* result) {
+  const auto started = std::chrono::steady_clock::now();
+  outbox_.clear();
+  device_latest_.clear();
+  effects_.Clear();
+  std::map<storage::TopicPartition, int64_t> next_offsets;
+  std::vector<Signal> signals;
+  const auto& topics = city_->config().kafka.topics;
+
+  for (const ingest::Message& m : batch) {
+    messages_->Inc();
+    auto& next = next_offsets[{m.topic, m.partition}];
+    next = std::max(next, m.offset + 1);
+    if (m.topic == topics.sensors) {
+      signals.clear();
+      HandleSensor(m, &signals);
+      for (const Signal& s : signals) {
+        signals_->Inc();
+        cases_.OnSignal(s, &effects_);
+      }
+    } else {
+      DeadLetter(m, {"unsupported_topic", "this engine does not consume " + m.topic + " yet"});
+    }
+  }
+
+  storage::WriteBatch wb = store_->NewBatch();
+  std::sort(effects_.changed_cases.begin(), effects_.changed_cases.end());
+  effects_.changed_cases.erase(std::unique(effects_.changed_cases.begin(), effects_.changed_cases.end()),
+                               effects_.changed_cases.end());
+  for (const std::string& id : effects_.changed_cases) {
+    const Case* c = cases_.Find(id);
+    CL_CHECK(c != nullptr);
+    wb.PutCase(id, CaseToJson(*c).dump());
+  }
+  for (const std::string& id : effects_.opened_cases) {
+    const Case* c = cases_.Find(id);
+    metrics_->GetCounter("cityloop_cases_opened_total", "Cases opened",
+                         {{"category", c->category}, {"department", c->department}, {"district", c->district}})
+        .Inc();
+    spdlog::info("case {} opened: {} ({}) in {} [{}], dispatched to {}{}", c->id, c->category,
+                 PriorityName(c->priority), c->district, c->cell_code, c->department,
+                 c->recommended_unit.empty() ? "" : ", unit " + c->recommended_unit);
+  }
+  for (const auto& a : effects_.audit) wb.PutAudit(a.case_id, a.seq, a.json);
+  for (auto& r : effects_.records) AddOutbox(std::move(r.topic), std::move(r.key), std::move(r.value));
+  for (const auto& r : outbox_) wb.PutOutbox(r);
+  for (const auto& [key, value] : detector_.TakeDirty()) wb.PutState(key, value);
+  for (const auto& [key, value] : device_latest_) wb.PutState(key, value);
+  for (const auto& [tp, next] : next_offsets) wb.PutOffset(tp, next);
+  wb.PutMeta(kMetaCaseSeq, std::to_string(cases_.next_case_number()));
+  wb.PutMeta(kMetaOutboxSeq, std::to_string(next_outbox_seq_));
+
+  FaultPoint("before_write");
+  CL_RETURN_IF_ERROR(store_->Write(std::move(wb)));
+  FaultPoint("after_write");
+  batches_->Inc();
+  batch_ms_->Observe(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+  result->Clear();
+  result->outbox = std::move(outbox_);
+  outbox_.clear();
+  for (const auto& [tp, next] : next_offsets) result->offsets.push_back({tp.topic, tp.partition, next});
+  return Status::Ok();
+}
+
+}  // namespace cityloop::app

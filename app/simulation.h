@@ -1,0 +1,32 @@
+// Runs the city simulator against a Kafka cluster: produces its readings to
+// the sensors topic, paced to the clock (real time) or as fast as possible,
+// and appends each injected incident to the truth file as a JSON line.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/city.h"
+#include "core/clock.h"
+#include "ingest/simulator.h"
+
+namespace cityloop::app {
+
+struct SimulationRun {
+  std::string bootstrap;
+  std::string truth_path;  // empty = no truth file
+  bool paced = true;       // false: as fast as Kafka takes it
+  ingest::SimulatorOptions sim;
+};
+
+struct SimulationStats {
+  int64_t produced = 0;
+  int64_t incidents = 0;
+};
+
+Result<SimulationStats> RunSimulation(std::shared_ptr<const CityModel> city, const SimulationRun& run,
+                                      const Clock& clock, const std::atomic<bool>& stop);
+
+}  // namespace cityloop::app

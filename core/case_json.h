@@ -1,0 +1,18 @@
+// JSON forms of the vocabulary types: how cases and signals are stored in
+// RocksDB and shown in events and the API. ParseCaseJson accepts what
+// CaseToJson writes (and ignores unknown fields, for forward compatibility).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "core/model.h"
+
+namespace cityloop {
+
+nlohmann::json SignalToJson(const Signal& s);
+Result<Signal> SignalFromJson(const nlohmann::json& j);
+nlohmann::json CaseToJson(const Case& c);
+Result<Case> CaseFromJson(const nlohmann::json& j);
+Result<Case> ParseCaseJson(std::string_view text);
+
+}  // namespace cityloop

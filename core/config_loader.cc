@@ -1,0 +1,1428 @@
+// Config loading: YAML text -> Config, with every problem reported.
+//
+// The accepted keys are declared as data: one KeyTable per YAML map, each row
+// naming the key, its type (as written in docs/CONFIG.md), whether it is
+// required, and where in the option structs its value goes. The defaults are
+// the ones of the structs in core/config.h. ReadMap() walks a YAML map against
+// its table: unknown keys, wrong types and out-of-range values become
+// ConfigErrors located by file, line and dotted key path, and reading goes on
+// so that one pass reports everything. A second pass (Validate) checks what
+// spans keys: unique ids, references, grid coverage, rule levels. Finally
+// CityModel::Build runs as a safety net.
+//
+// No exception leaves this file: yaml-cpp's are caught and turned into errors.
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/city.h"
+#include "core/config.h"
+#include "core/time_util.h"
+
+namespace cityloop {
+
+std::string ConfigError::ToString() const {
+  std::string out = file;
+  if (line > 0) out += ":" + std::to_string(line);
+  out += ": ";
+  if (!key.empty()) out += key + ": ";
+  out += message;
+  return out;
+}
+
+std::map<std::string, SensorKind> BuiltinSensorKinds() {
+  const SensorKind kinds[] = {
+      {"water_level", "m", 0, 10, 30000},
+      {"rainfall", "mm/h", 0, 300, 60000},
+      {"gas_ppm", "ppm", 0, 50000, 30000},
+      {"manhole_tilt", "deg", 0, 90, 60000},
+      {"smoke", "%obs/m", 0, 100, 30000},
+      {"pm25", "ug/m3", 0, 2000, 60000},
+      {"noise_db", "dB", 0, 160, 60000},
+      {"traffic_speed", "km/h", 0, 250, 60000},
+      {"bridge_strain", "microstrain", -5000, 5000, 60000},
+      {"streetlight_current", "A", 0, 50, 60000},
+  };
+  std::map<std::string, SensorKind> out;
+  for (const auto& k : kinds) out[k.kind] = k;
+  return out;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Error collection
+
+std::string Join(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
+std::string Index(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
+
+int LineOf(const YAML::Node& n) {
+  const YAML::Mark m = n.Mark();
+  return m.is_null() || m.line < 0 ? 0 : m.line + 1;
+}
+
+// Collects errors and remembers the line of every key path it has seen, so
+// that checks spanning several keys can still point at the right line.
+class Ctx {
+ public:
+  explicit Ctx(std::string file) : file_(std::move(file)) {}
+
+  void Note(const std::string& path, int line) {
+    if (line > 0) lines_[path] = line;
+  }
+  // The line of path, else of its nearest ancestor that was seen; 0 if none.
+  int Line(const std::string& path) const {
+    std::string p = path;
+    while (!p.empty()) {
+      auto it = lines_.find(p);
+      if (it != lines_.end()) return it->second;
+      p = Parent(p);
+    }
+    return 0;
+  }
+  void Error(const std::string& path, int line, std::string message) {
+    errors_.push_back({file_, line, path, std::move(message)});
+    bad_.insert(path);
+  }
+  void Error(const std::string& path, std::string message) { Error(path, Line(path), std::move(message)); }
+  // True when neither path nor any ancestor already has an error: checks on a
+  // value that failed to read are skipped, so one mistake gives one error.
+  bool Ok(const std::string& path) const {
+    for (std::string p = path; !p.empty(); p = Parent(p)) {
+      if (bad_.count(p)) return false;
+    }
+    return true;
+  }
+  bool Clean() const { return errors_.empty(); }
+  std::vector<ConfigError> TakeErrors() {
+    std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& a, const ConfigError& b) {
+      // Document order; errors without a line go last.
+      const int la = a.line > 0 ? a.line : INT32_MAX;
+      const int lb = b.line > 0 ? b.line : INT32_MAX;
+      return la < lb;
+    });
+    return std::move(errors_);
+  }
+  const std::string& file() const { return file_; }
+
+ private:
+  static std::string Parent(const std::string& p) {
+    const size_t cut = p.find_last_of(".[");
+    return cut == std::string::npos ? std::string() : p.substr(0, cut);
+  }
+
+  std::string file_;
+  std::vector<ConfigError> errors_;
+  std::map<std::string, int> lines_;
+  std::set<std::string> bad_;
+};
+
+// ---------------------------------------------------------------------------
+// "did you mean"
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// " (did you mean 'x'?)" when one candidate is close enough, else "".
+std::string Suggest(std::string_view word, const std::vector<std::string>& candidates) {
+  const size_t limit = std::max<size_t>(1, std::min<size_t>(3, word.size() / 3));
+  size_t best = limit + 1;
+  std::string pick;
+  for (const auto& c : candidates) {
+    const size_t d = EditDistance(word, c);
+    if (d < best) best = d, pick = c;
+  }
+  return pick.empty() ? std::string() : " (did you mean '" + pick + "'?)";
+}
+
+// ---------------------------------------------------------------------------
+// Scalar readers: each reports its own error and returns nullopt on failure.
+
+std::string Describe(const YAML::Node& n) {
+  if (n.IsMap()) return "a map";
+  if (n.IsSequence()) return "a list";
+  if (n.IsNull()) return "nothing";
+  std::string s = n.Scalar();
+  if (s.size() > 40) s = s.substr(0, 37) + "...";
+  return "'" + s + "'";
+}
+
+bool IsScalar(Ctx& ctx, const YAML::Node& n, const std::string& path, const char* expected) {
+  if (n.IsScalar()) return true;
+  ctx.Error(path, LineOf(n), std::string("expected ") + expected + ", got " + Describe(n));
+  return false;
+}
+
+std::optional<std::string> ReadString(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!IsScalar(ctx, n, path, "a string")) return std::nullopt;
+  return n.Scalar();
+}
+
+std::optional<int64_t> ParseInt(std::string_view s) {
+  int64_t v = 0;
+  const char* b = s.data();
+  const char* e = s.data() + s.size();
+  if (!s.empty() && s.front() == '+') ++b;
+  auto [ptr, ec] = std::from_chars(b, e, v);
+  if (ec != std::errc() || ptr != e || b == e) return std::nullopt;
+  return v;
+}
+
+std::optional<double> ParseNumber(std::string_view s) {
+  double v = 0;
+  const char* b = s.data();
+  const char* e = s.data() + s.size();
+  if (!s.empty() && s.front() == '+') ++b;
+  auto [ptr, ec] = std::from_chars(b, e, v);
+  if (ec != std::errc() || ptr != e || b == e || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+std::optional<int64_t> ReadInt(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!IsScalar(ctx, n, path, "an integer")) return std::nullopt;
+  auto v = ParseInt(n.Scalar());
+  if (!v) ctx.Error(path, LineOf(n), "expected an integer, got " + Describe(n));
+  return v;
+}
+
+std::optional<double> ReadNumber(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!IsScalar(ctx, n, path, "a number")) return std::nullopt;
+  auto v = ParseNumber(n.Scalar());
+  if (!v) ctx.Error(path, LineOf(n), "expected a number, got " + Describe(n));
+  return v;
+}
+
+std::optional<bool> ReadBool(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!IsScalar(ctx, n, path, "true or false")) return std::nullopt;
+  bool b = false;
+  if (!YAML::convert<bool>::decode(n, b)) {
+    ctx.Error(path, LineOf(n), "expected true or false, got " + Describe(n));
+    return std::nullopt;
+  }
+  return b;
+}
+
+std::optional<int64_t> ReadDuration(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!IsScalar(ctx, n, path, "a duration")) return std::nullopt;
+  auto v = ParseDurationMs(n.Scalar());
+  if (!v) ctx.Error(path, LineOf(n), "expected a duration such as 250ms, 30s, 5m, 2h or 1d, got " + Describe(n));
+  return v;
+}
+
+std::optional<Priority> ReadPriority(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!IsScalar(ctx, n, path, "a priority")) return std::nullopt;
+  auto p = ParsePriority(n.Scalar());
+  if (!p) ctx.Error(path, LineOf(n), "expected a priority (urgent, high, normal, low), got " + Describe(n));
+  return p;
+}
+
+// "+08:00" -> 480.
+std::optional<int> ParseUtcOffset(std::string_view s) {
+  if (s == "Z") return 0;
+  if (s.size() != 6 || (s[0] != '+' && s[0] != '-') || s[3] != ':') return std::nullopt;
+  for (size_t i : {1u, 2u, 4u, 5u}) {
+    if (s[i] < '0' || s[i] > '9') return std::nullopt;
+  }
+  const int h = (s[1] - '0') * 10 + (s[2] - '0');
+  const int m = (s[4] - '0') * 10 + (s[5] - '0');
+  if (h > 14 || m > 59) return std::nullopt;
+  return (s[0] == '-' ? -1 : 1) * (h * 60 + m);
+}
+
+// [a, b]: two integers.
+std::optional<std::pair<int, int>> ReadIntPair(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!n.IsSequence() || n.size() != 2 || !n[0].IsScalar() || !n[1].IsScalar()) {
+    ctx.Error(path, LineOf(n), "expected a list of two integers [from, to], got " + Describe(n));
+    return std::nullopt;
+  }
+  auto a = ParseInt(n[0].Scalar());
+  auto b = ParseInt(n[1].Scalar());
+  if (!a || !b || *a < INT32_MIN || *a > INT32_MAX || *b < INT32_MIN || *b > INT32_MAX) {
+    ctx.Error(path, LineOf(n), "expected a list of two integers [from, to]");
+    return std::nullopt;
+  }
+  return std::make_pair(static_cast<int>(*a), static_cast<int>(*b));
+}
+
+// ---------------------------------------------------------------------------
+// Value checks: return an error message, or "" when the value is fine.
+
+template <typename T>
+using Check = std::function<std::string(const T&)>;
+
+std::string Num(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+Check<double> InRange(double lo, double hi, const char* what = "value") {
+  return [=](const double& v) {
+    return v >= lo && v <= hi ? std::string()
+                              : std::string(what) + " must be within [" + Num(lo) + ", " + Num(hi) + "], got " + Num(v);
+  };
+}
+Check<int64_t> PositiveMs() {
+  return [](const int64_t& v) { return v > 0 ? std::string() : std::string("must be longer than 0"); };
+}
+Check<std::string> NonEmpty() {
+  return [](const std::string& s) { return s.empty() ? std::string("must not be empty") : std::string(); };
+}
+bool IsIdChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+         c == '.';
+}
+std::string IdProblem(const std::string& s) {
+  if (s.empty()) return "must not be empty";
+  if (!std::all_of(s.begin(), s.end(), IsIdChar)) {
+    return "'" + s + "' is not a valid id (letters, digits, '_', '-', '.')";
+  }
+  return {};
+}
+Check<std::string> IsId() { return IdProblem; }
+Check<std::string> Digits(size_t n) {
+  return [n](const std::string& s) {
+    const bool ok = s.size() == n && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    return ok ? std::string() : "must be " + std::to_string(n) + " digits, got '" + s + "'";
+  };
+}
+std::string HostPortProblem(const std::string& s) {
+  const size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0) return "expected HOST:PORT, got '" + s + "'";
+  auto port = ParseInt(std::string_view(s).substr(colon + 1));
+  if (!port || *port < 0 || *port > 65535) return "expected HOST:PORT with a port 0..65535, got '" + s + "'";
+  return {};
+}
+Check<std::string> HostPort() { return HostPortProblem; }
+// "h1:9092,h2:9092"
+Check<std::string> HostPortList() {
+  return [](const std::string& s) {
+    std::string_view rest = s;
+    while (true) {
+      const size_t comma = rest.find(',');
+      std::string one(rest.substr(0, comma));
+      if (auto p = HostPortProblem(one); !p.empty()) return p;
+      if (comma == std::string_view::npos) return std::string();
+      rest.remove_prefix(comma + 1);
+    }
+  };
+}
+Check<std::string> TopicName() {
+  return [](const std::string& s) {
+    const bool ok = !s.empty() && s.size() <= 249 && std::all_of(s.begin(), s.end(), IsIdChar);
+    return ok ? std::string() : "'" + s + "' is not a valid Kafka topic name";
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Key tables
+
+enum Need { kOptional = 0, kRequired = 1 };
+
+template <typename Obj>
+struct KeySpec {
+  std::string name;
+  std::string type;  // as documented in docs/CONFIG.md
+  bool required = false;
+  std::function<void(Ctx&, const YAML::Node&, const std::string&, Obj&)> read;
+};
+template <typename Obj>
+using KeyTable = std::vector<KeySpec<Obj>>;
+
+template <typename Obj>
+void ReadMap(Ctx& ctx, const YAML::Node& node, const std::string& path, const KeyTable<Obj>& table, Obj& obj);
+
+template <typename T>
+void RunCheck(Ctx& ctx, const Check<T>& check, const T& v, const std::string& path, int line, bool* ok) {
+  if (!check) return;
+  if (auto msg = check(v); !msg.empty()) {
+    ctx.Error(path, line, msg);
+    *ok = false;
+  }
+}
+
+// Builders for the rows of a KeyTable<Obj>. An accessor is a data member
+// pointer or a callable Obj& -> field&.
+template <typename Obj>
+struct Keys {
+  using Spec = KeySpec<Obj>;
+  template <typename Acc>
+  static auto& Field(Acc acc, Obj& o) {
+    return std::invoke(acc, o);
+  }
+
+  template <typename Acc>
+  static Spec Str(std::string name, Acc acc, Need need = kOptional, Check<std::string> check = nullptr) {
+    return {std::move(name), "string", need == kRequired,
+            [acc, check](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              if (auto v = ReadString(ctx, n, path)) {
+                bool ok = true;
+                RunCheck(ctx, check, *v, path, LineOf(n), &ok);
+                if (ok) Field(acc, o) = *v;
+              }
+            }};
+  }
+  template <typename Acc>
+  static Spec Int(std::string name, Acc acc, int64_t lo, int64_t hi, Need need = kOptional) {
+    return {std::move(name), "integer", need == kRequired,
+            [acc, lo, hi](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              if (auto v = ReadInt(ctx, n, path)) {
+                if (*v < lo || *v > hi) {
+                  ctx.Error(path, LineOf(n),
+                            "must be within [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+                                std::to_string(*v));
+                  return;
+                }
+                auto& f = Field(acc, o);
+                f = static_cast<std::remove_reference_t<decltype(f)>>(*v);
+              }
+            }};
+  }
+  template <typename Acc>
+  static Spec Number(std::string name, Acc acc, Need need = kOptional, Check<double> check = nullptr,
+                     std::string type = "number") {
+    return {std::move(name), std::move(type), need == kRequired,
+            [acc, check](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              if (auto v = ReadNumber(ctx, n, path)) {
+                bool ok = true;
+                RunCheck(ctx, check, *v, path, LineOf(n), &ok);
+                if (ok) Field(acc, o) = *v;
+              }
+            }};
+  }
+  template <typename Acc>
+  static Spec Lat(std::string name, Acc acc, Need need = kRequired) {
+    return Number(std::move(name), acc, need, InRange(-90, 90, "latitude"), "latitude");
+  }
+  template <typename Acc>
+  static Spec Lon(std::string name, Acc acc, Need need = kRequired) {
+    return Number(std::move(name), acc, need, InRange(-180, 180, "longitude"), "longitude");
+  }
+  template <typename Acc>
+  static Spec Bool(std::string name, Acc acc) {
+    return {std::move(name), "bool", false, [acc](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              if (auto v = ReadBool(ctx, n, path)) Field(acc, o) = *v;
+            }};
+  }
+  template <typename Acc>
+  static Spec Duration(std::string name, Acc acc, Need need = kOptional, Check<int64_t> check = nullptr) {
+    return {std::move(name), "duration", need == kRequired,
+            [acc, check](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              if (auto v = ReadDuration(ctx, n, path)) {
+                bool ok = true;
+                RunCheck(ctx, check, *v, path, LineOf(n), &ok);
+                if (ok) Field(acc, o) = *v;
+              }
+            }};
+  }
+  template <typename Acc>
+  static Spec Prio(std::string name, Acc acc) {
+    return {std::move(name), "priority", false,
+            [acc](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              if (auto v = ReadPriority(ctx, n, path)) Field(acc, o) = *v;
+            }};
+  }
+  // [from, to], each within [lo, hi]; set(obj, pair).
+  static Spec Pair(std::string name, int lo, int hi, Need need,
+                   std::function<void(Obj&, std::pair<int, int>)> set) {
+    return {std::move(name), "[int, int]", need == kRequired,
+            [lo, hi, set](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              auto v = ReadIntPair(ctx, n, path);
+              if (!v) return;
+              if (v->first < lo || v->first > hi || v->second < lo || v->second > hi) {
+                ctx.Error(path, LineOf(n),
+                          "both ends must be within [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got [" +
+                              std::to_string(v->first) + ", " + std::to_string(v->second) + "]");
+                return;
+              }
+              set(o, *v);
+            }};
+  }
+  template <typename Acc>
+  static Spec UtcOffset(std::string name, Acc acc) {
+    return {std::move(name), "utc offset", false,
+            [acc](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              auto s = ReadString(ctx, n, path);
+              if (!s) return;
+              auto v = ParseUtcOffset(*s);
+              if (!v) {
+                ctx.Error(path, LineOf(n), "expected a UTC offset such as \"+08:00\", got " + Describe(n));
+                return;
+              }
+              Field(acc, o) = *v;
+            }};
+  }
+  template <typename Acc>
+  static Spec StrList(std::string name, Acc acc, Check<std::string> check = nullptr) {
+    return {std::move(name), "list of strings", false,
+            [acc, check](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              if (!n.IsSequence()) {
+                ctx.Error(path, LineOf(n), "expected a list, got " + Describe(n));
+                return;
+              }
+              auto& out = Field(acc, o);
+              for (size_t i = 0; i < n.size(); ++i) {
+                const std::string ip = Index(path, i);
+                ctx.Note(ip, LineOf(n[i]));
+                auto v = ReadString(ctx, n[i], ip);
+                bool ok = v.has_value();
+                if (ok) RunCheck(ctx, check, *v, ip, LineOf(n[i]), &ok);
+                out.push_back(ok ? *v : std::string());  // keep indices aligned with the YAML
+              }
+            }};
+  }
+  // A map with free keys; each value read by `read` into map[key].
+  template <typename Acc, typename V>
+  static Spec FreeMap(std::string name, std::string type, Acc acc,
+                      std::optional<V> (*read)(Ctx&, const YAML::Node&, const std::string&),
+                      Check<V> check = nullptr) {
+    return {std::move(name), std::move(type), false,
+            [acc, read, check](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              if (!n.IsMap()) {
+                ctx.Error(path, LineOf(n), "expected a map, got " + Describe(n));
+                return;
+              }
+              auto& out = Field(acc, o);
+              std::set<std::string> seen;
+              for (auto it = n.begin(); it != n.end(); ++it) {
+                if (!IsScalar(ctx, it->first, path, "a key")) continue;
+                const std::string k = it->first.Scalar();
+                const std::string kp = Join(path, k);
+                ctx.Note(kp, LineOf(it->first));
+                if (!seen.insert(k).second) {
+                  ctx.Error(kp, LineOf(it->first), "duplicate key");
+                  continue;
+                }
+                if (auto v = read(ctx, it->second, kp)) {
+                  bool ok = true;
+                  RunCheck(ctx, check, *v, kp, LineOf(it->second), &ok);
+                  if (ok) out[k] = *v;
+                }
+              }
+            }};
+  }
+  // A nested map read into the field `acc` with its own table.
+  template <typename Sub, typename Acc>
+  static Spec Section(std::string name, Acc acc, const KeyTable<Sub>& (*table)(), Need need = kOptional) {
+    return {std::move(name), "map", need == kRequired,
+            [acc, table](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              ReadMap<Sub>(ctx, n, path, table(), Field(acc, o));
+            }};
+  }
+  // A nested map whose keys land in the same object (kafka.batch.*).
+  static Spec Group(std::string name, const KeyTable<Obj>& (*table)(), Need need = kOptional) {
+    return {std::move(name), "map", need == kRequired,
+            [table](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              ReadMap<Obj>(ctx, n, path, table(), o);
+            }};
+  }
+  // A list of maps, each read with the element's table. Every item is
+  // appended, even a broken one, so city.devices[i] is config devices[i].
+  template <typename Elem, typename Acc>
+  static Spec List(std::string name, Acc acc, const KeyTable<Elem>& (*table)()) {
+    return {std::move(name), "list of maps", false,
+            [acc, table](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              if (!n.IsSequence()) {
+                ctx.Error(path, LineOf(n), "expected a list, got " + Describe(n));
+                return;
+              }
+              auto& out = Field(acc, o);
+              for (size_t i = 0; i < n.size(); ++i) {
+                const std::string ip = Index(path, i);
+                ctx.Note(ip, LineOf(n[i]));
+                Elem e{};
+                ReadMap<Elem>(ctx, n[i], ip, table(), e);
+                out.push_back(std::move(e));
+              }
+            }};
+  }
+  // A map from free keys to maps read with the element's table; init(key,
+  // current map) gives the starting value (e.g. a built-in sensor kind).
+  template <typename Elem, typename Acc>
+  static Spec MapOf(std::string name, Acc acc, const KeyTable<Elem>& (*table)(),
+                    std::function<Elem(const std::string&, const std::map<std::string, Elem>&)> init) {
+    return {std::move(name), "map of maps", false,
+            [acc, table, init](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              if (!n.IsMap()) {
+                ctx.Error(path, LineOf(n), "expected a map, got " + Describe(n));
+                return;
+              }
+              auto& out = Field(acc, o);
+              std::set<std::string> seen;
+              for (auto it = n.begin(); it != n.end(); ++it) {
+                if (!IsScalar(ctx, it->first, path, "a key")) continue;
+                const std::string k = it->first.Scalar();
+                const std::string kp = Join(path, k);
+                ctx.Note(kp, LineOf(it->first));
+                if (!seen.insert(k).second) {
+                  ctx.Error(kp, LineOf(it->first), "duplicate key");
+                  continue;
+                }
+                if (auto p = IdProblem(k); !p.empty()) {
+                  ctx.Error(kp, LineOf(it->first), p);
+                  continue;
+                }
+                Elem e = init(k, out);
+                if (!it->second.IsNull()) ReadMap<Elem>(ctx, it->second, kp, table(), e);
+                out[k] = std::move(e);
+              }
+            }};
+  }
+  // A section kept for a later version: rejected with a clear message.
+  static Spec Reserved(std::string name) {
+    return {name, "reserved", false, [name](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj&) {
+              ctx.Error(path, LineOf(n),
+                        "section '" + name + "' is reserved for a later version and not supported yet; remove it");
+            }};
+  }
+};
+
+template <typename Obj>
+void ReadMap(Ctx& ctx, const YAML::Node& node, const std::string& path, const KeyTable<Obj>& table, Obj& obj) {
+  if (!node.IsMap()) {
+    ctx.Error(path, node.IsNull() ? ctx.Line(path) : LineOf(node), "expected a map, got " + Describe(node));
+    return;
+  }
+  std::set<std::string> seen, present;  // keys written; keys with a value
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const YAML::Node& k = it->first;
+    const YAML::Node& v = it->second;
+    if (!IsScalar(ctx, k, path, "a key")) continue;
+    const std::string name = k.Scalar();
+    const std::string kp = Join(path, name);
+    ctx.Note(kp, LineOf(k));
+    if (!seen.insert(name).second) {
+      ctx.Error(kp, LineOf(k), "duplicate key");
+      continue;
+    }
+    auto spec = std::find_if(table.begin(), table.end(), [&](const KeySpec<Obj>& s) { return s.name == name; });
+    if (spec == table.end()) {
+      std::vector<std::string> names;
+      for (const auto& s : table) names.push_back(s.name);
+      ctx.Error(kp, LineOf(k), "unknown key" + Suggest(name, names));
+      continue;
+    }
+    if (v.IsNull()) continue;  // "key:" with no value is the same as leaving it out
+    present.insert(name);
+    spec->read(ctx, v, kp, obj);
+  }
+  const int line = ctx.Line(path) > 0 ? ctx.Line(path) : LineOf(node);
+  for (const auto& s : table) {
+    if (!s.required || present.count(s.name)) continue;
+    const std::string kp = Join(path, s.name);
+    if (seen.count(s.name)) {
+      if (ctx.Ok(kp)) ctx.Error(kp, ctx.Line(kp), "value missing");
+    } else {
+      ctx.Error(kp, line, "missing required key");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The YAML shape. Where it differs from the option structs (nesting that is
+// flattened, levels named by direction), small intermediate structs hold it.
+
+struct StreetY {
+  Street s;
+  std::vector<Community> communities;
+};
+struct DistrictY {
+  District d;
+  std::vector<StreetY> streets;
+};
+struct OverrideY {
+  std::optional<double> above, below, clear;
+  std::optional<int64_t> for_ms;
+};
+struct RuleY {
+  std::string path;  // rules[i]
+  std::string kind;
+  ThresholdRule r;
+  std::optional<double> above, below, clear;
+  std::map<std::string, OverrideY> overrides;
+};
+struct Root {
+  Config cfg;
+  std::vector<DistrictY> districts;
+  std::vector<RuleY> rules;
+};
+
+const KeyTable<TopicNames>& TopicKeys() {
+  using K = Keys<TopicNames>;
+  static const KeyTable<TopicNames> t = {
+      K::Str("sensors", &TopicNames::sensors, kOptional, TopicName()),
+      K::Str("camera_frames", &TopicNames::camera_frames, kOptional, TopicName()),
+      K::Str("camera_detections", &TopicNames::camera_detections, kOptional, TopicName()),
+      K::Str("reports", &TopicNames::reports, kOptional, TopicName()),
+      K::Str("units", &TopicNames::units, kOptional, TopicName()),
+      K::Str("commands", &TopicNames::commands, kOptional, TopicName()),
+      K::Str("cases", &TopicNames::cases, kOptional, TopicName()),
+      K::Str("dispatch", &TopicNames::dispatch, kOptional, TopicName()),
+      K::Str("dlq", &TopicNames::dlq, kOptional, TopicName()),
+  };
+  return t;
+}
+
+const KeyTable<KafkaOptions>& BatchKeys() {
+  using K = Keys<KafkaOptions>;
+  static const KeyTable<KafkaOptions> t = {
+      K::Int("max_messages", &KafkaOptions::batch_max_messages, 1, 1000000),
+      K::Duration("max_wait", &KafkaOptions::batch_max_ms),
+  };
+  return t;
+}
+
+const KeyTable<KafkaOptions>& KafkaKeys() {
+  using K = Keys<KafkaOptions>;
+  static const KeyTable<KafkaOptions> t = {
+      K::Str("bootstrap", &KafkaOptions::bootstrap, kOptional, HostPortList()),
+      K::Str("group_id", &KafkaOptions::group_id, kOptional, NonEmpty()),
+      K::Str("client_id", &KafkaOptions::client_id, kOptional, NonEmpty()),
+      K::Int("partitions", &KafkaOptions::partitions, 1, 256),
+      K::Section<TopicNames>("topics", &KafkaOptions::topics, &TopicKeys),
+      K::Group("batch", &BatchKeys),
+      K::FreeMap<decltype(&KafkaOptions::properties), std::string>("properties", "map of strings",
+                                                                   &KafkaOptions::properties, &ReadString),
+  };
+  return t;
+}
+
+const KeyTable<StorageOptions>& StorageKeys() {
+  using K = Keys<StorageOptions>;
+  static const KeyTable<StorageOptions> t = {
+      K::Str("path", &StorageOptions::path, kOptional, NonEmpty()),
+      K::Bool("sync", &StorageOptions::sync_writes),
+  };
+  return t;
+}
+
+const KeyTable<IngestOptions>& IngestKeys() {
+  using K = Keys<IngestOptions>;
+  static const KeyTable<IngestOptions> t = {
+      K::Int("max_message_bytes", &IngestOptions::max_message_bytes, 1, int64_t{1} << 30),
+      K::Duration("max_future_skew", &IngestOptions::max_future_skew_ms),
+      K::Duration("max_past_age", &IngestOptions::max_past_age_ms, kOptional, PositiveMs()),
+  };
+  return t;
+}
+
+const KeyTable<LatLon>& LatLonKeys() {
+  using K = Keys<LatLon>;
+  static const KeyTable<LatLon> t = {
+      K::Lat("lat", &LatLon::lat),
+      K::Lon("lon", &LatLon::lon),
+  };
+  return t;
+}
+
+const KeyTable<GridGeometry>& GridKeys() {
+  using K = Keys<GridGeometry>;
+  static const KeyTable<GridGeometry> t = {
+      K::Section<LatLon>("origin", &GridGeometry::origin, &LatLonKeys, kRequired),
+      K::Number("cell_size_m", &GridGeometry::cell_size_m, kOptional, InRange(1, 100000, "cell_size_m")),
+      K::Int("rows", &GridGeometry::rows, 1, 1000, kRequired),
+      K::Int("cols", &GridGeometry::cols, 1, 1000, kRequired),
+  };
+  return t;
+}
+
+const KeyTable<SensorKind>& SensorKindKeys() {
+  using K = Keys<SensorKind>;
+  static const KeyTable<SensorKind> t = {
+      K::Str("unit", &SensorKind::unit),
+      K::Number("min", &SensorKind::min),
+      K::Number("max", &SensorKind::max),
+      K::Duration("report_interval", &SensorKind::report_interval_ms, kOptional, PositiveMs()),
+  };
+  return t;
+}
+
+const KeyTable<Community>& CommunityKeys() {
+  using K = Keys<Community>;
+  static const KeyTable<Community> t = {
+      K::Str("id", &Community::id, kRequired, IsId()),
+      K::Str("name", &Community::name),
+      K::Str("code", &Community::code, kRequired, Digits(3)),
+      K::Pair("rows", 0, 1000000, kRequired,
+              [](Community& c, std::pair<int, int> v) { c.row_from = v.first, c.row_to = v.second; }),
+      K::Pair("cols", 0, 1000000, kRequired,
+              [](Community& c, std::pair<int, int> v) { c.col_from = v.first, c.col_to = v.second; }),
+  };
+  return t;
+}
+
+const KeyTable<StreetY>& StreetKeys() {
+  using K = Keys<StreetY>;
+  static const KeyTable<StreetY> t = {
+      K::Str("id", [](StreetY& s) -> std::string& { return s.s.id; }, kRequired, IsId()),
+      K::Str("name", [](StreetY& s) -> std::string& { return s.s.name; }),
+      K::Str("code", [](StreetY& s) -> std::string& { return s.s.code; }, kRequired, Digits(3)),
+      K::List<Community>("communities", &StreetY::communities, &CommunityKeys),
+  };
+  return t;
+}
+
+const KeyTable<DistrictY>& DistrictKeys() {
+  using K = Keys<DistrictY>;
+  static const KeyTable<DistrictY> t = {
+      K::Str("id", [](DistrictY& d) -> std::string& { return d.d.id; }, kRequired, IsId()),
+      K::Str("name", [](DistrictY& d) -> std::string& { return d.d.name; }),
+      K::Str("code", [](DistrictY& d) -> std::string& { return d.d.code; }, kRequired, Digits(6)),
+      K::Str("default_department", [](DistrictY& d) -> std::string& { return d.d.default_department; }, kRequired),
+      K::List<StreetY>("streets", &DistrictY::streets, &StreetKeys),
+  };
+  return t;
+}
+
+const KeyTable<Department>& DepartmentKeys() {
+  using K = Keys<Department>;
+  static const KeyTable<Department> t = {
+      K::Str("id", &Department::id, kRequired, IsId()),
+      K::Str("name", &Department::name),
+  };
+  return t;
+}
+
+const KeyTable<Category>& CategoryKeys() {
+  using K = Keys<Category>;
+  static const KeyTable<Category> t = {
+      K::Str("id", &Category::id, kRequired, IsId()),
+      K::Str("name", &Category::name),
+      K::Str("code", &Category::code, kOptional, Digits(4)),
+      K::Str("department", &Category::department, kRequired),
+      K::Prio("priority", &Category::priority),
+  };
+  return t;
+}
+
+const KeyTable<Device>& DeviceKeys() {
+  using K = Keys<Device>;
+  static const KeyTable<Device> t = {
+      K::Str("id", &Device::id, kRequired, IsId()),
+      K::Str("kind", &Device::kind, kRequired),
+      K::Lat("lat", [](Device& d) -> double& { return d.position.lat; }),
+      K::Lon("lon", [](Device& d) -> double& { return d.position.lon; }),
+      K::Str("name", &Device::name),
+  };
+  return t;
+}
+
+const KeyTable<Camera>& CameraKeys() {
+  using K = Keys<Camera>;
+  static const KeyTable<Camera> t = {
+      K::Str("id", &Camera::id, kRequired, IsId()),
+      K::Lat("lat", [](Camera& c) -> double& { return c.position.lat; }),
+      K::Lon("lon", [](Camera& c) -> double& { return c.position.lon; }),
+      K::Str("name", &Camera::name),
+  };
+  return t;
+}
+
+const KeyTable<Unit>& UnitKeys() {
+  using K = Keys<Unit>;
+  static const KeyTable<Unit> t = {
+      K::Str("id", &Unit::id, kRequired, IsId()),
+      K::Str("department", &Unit::department, kRequired),
+      K::Str("name", &Unit::name),
+      K::Lat("lat", [](Unit& u) -> double& { return u.base.lat; }),
+      K::Lon("lon", [](Unit& u) -> double& { return u.base.lon; }),
+      K::StrList("districts", &Unit::districts),
+  };
+  return t;
+}
+
+const KeyTable<Root>& CityKeys() {
+  using K = Keys<Root>;
+  static const KeyTable<Root> t = {
+      K::Str("name", [](Root& r) -> std::string& { return r.cfg.city.name; }),
+      K::UtcOffset("utc_offset", [](Root& r) -> int& { return r.cfg.city.utc_offset_minutes; }),
+      K::Section<GridGeometry>("grid", [](Root& r) -> GridGeometry& { return r.cfg.city.grid; }, &GridKeys,
+                               kRequired),
+      K::MapOf<SensorKind>(
+          "sensor_kinds", [](Root& r) -> std::map<std::string, SensorKind>& { return r.cfg.city.sensor_kinds; },
+          &SensorKindKeys,
+          [](const std::string& k, const std::map<std::string, SensorKind>& have) {
+            auto it = have.find(k);
+            if (it != have.end()) return it->second;
+            SensorKind s;
+            s.kind = k;
+            return s;
+          }),
+      K::List<DistrictY>("districts", &Root::districts, &DistrictKeys),
+      K::List<Department>("departments", [](Root& r) -> std::vector<Department>& { return r.cfg.city.departments; },
+                          &DepartmentKeys),
+      K::List<Category>("catalogue", [](Root& r) -> std::vector<Category>& { return r.cfg.city.catalogue; },
+                        &CategoryKeys),
+      K::List<Device>("devices", [](Root& r) -> std::vector<Device>& { return r.cfg.city.devices; }, &DeviceKeys),
+      K::List<Camera>("cameras", [](Root& r) -> std::vector<Camera>& { return r.cfg.city.cameras; }, &CameraKeys),
+      K::List<Unit>("units", [](Root& r) -> std::vector<Unit>& { return r.cfg.city.units; }, &UnitKeys),
+  };
+  return t;
+}
+
+const KeyTable<OverrideY>& OverrideKeys() {
+  using K = Keys<OverrideY>;
+  static const KeyTable<OverrideY> t = {
+      K::Number("above", &OverrideY::above),
+      K::Number("below", &OverrideY::below),
+      K::Number("clear", &OverrideY::clear),
+      K::Duration("for", &OverrideY::for_ms),
+  };
+  return t;
+}
+
+const KeyTable<RuleY>& ThresholdRuleKeys() {
+  using K = Keys<RuleY>;
+  static const KeyTable<RuleY> t = {
+      K::Str("id", [](RuleY& r) -> std::string& { return r.r.id; }, kRequired, IsId()),
+      K::Str("kind", &RuleY::kind, kRequired),
+      K::Str("sensor", [](RuleY& r) -> std::string& { return r.r.sensor_kind; }, kRequired),
+      K::Str("category", [](RuleY& r) -> std::string& { return r.r.category; }, kRequired),
+      K::Prio("priority", [](RuleY& r) -> std::optional<Priority>& { return r.r.priority; }),
+      K::Number("above", &RuleY::above),
+      K::Number("below", &RuleY::below),
+      K::Number("clear", &RuleY::clear),
+      K::Duration("for", [](RuleY& r) -> int64_t& { return r.r.min_duration_ms; }),
+      K::Pair("active_hours", 0, 23, kOptional, [](RuleY& r, std::pair<int, int> v) { r.r.active_hours = v; }),
+      K::StrList("devices", [](RuleY& r) -> std::vector<std::string>& { return r.r.devices; }),
+      K::MapOf<OverrideY>("overrides", &RuleY::overrides, &OverrideKeys,
+                          [](const std::string&, const std::map<std::string, OverrideY>&) { return OverrideY{}; }),
+  };
+  return t;
+}
+
+constexpr const char* kRuleKinds = "threshold";
+
+// rules: a list of rules, each of a `kind`; the kind picks the key table.
+KeySpec<Root> RulesKey() {
+  return {"rules", "list of rules", false, [](Ctx& ctx, const YAML::Node& n, const std::string& path, Root& root) {
+            if (!n.IsSequence()) {
+              ctx.Error(path, LineOf(n), "expected a list, got " + Describe(n));
+              return;
+            }
+            for (size_t i = 0; i < n.size(); ++i) {
+              const std::string ip = Index(path, i);
+              const YAML::Node item = n[i];
+              ctx.Note(ip, LineOf(item));
+              if (!item.IsMap()) {
+                ctx.Error(ip, LineOf(item), "expected a map, got " + Describe(item));
+                continue;
+              }
+              const YAML::Node kind = item["kind"];
+              if (!kind.IsDefined() || kind.IsNull()) {
+                ctx.Error(Join(ip, "kind"), LineOf(item),
+                          std::string("missing required key (one of: ") + kRuleKinds + ")");
+                continue;
+              }
+              if (!kind.IsScalar() || kind.Scalar() != "threshold") {
+                ctx.Error(Join(ip, "kind"), LineOf(kind),
+                          "unsupported rule kind " + Describe(kind) + " (supported: " + kRuleKinds + ")" +
+                              (kind.IsScalar() ? Suggest(kind.Scalar(), {kRuleKinds}) : std::string()));
+                continue;
+              }
+              RuleY r;
+              r.path = ip;
+              ReadMap<RuleY>(ctx, item, ip, ThresholdRuleKeys(), r);
+              root.rules.push_back(std::move(r));
+            }
+          }};
+}
+
+using PriorityMs = std::map<Priority, int64_t>;
+
+const KeyTable<PriorityMs>& PriorityDurationKeys() {
+  using K = Keys<PriorityMs>;
+  static const KeyTable<PriorityMs> t = {
+      K::Duration("urgent", [](PriorityMs& m) -> int64_t& { return m[Priority::kUrgent]; }, kOptional, PositiveMs()),
+      K::Duration("high", [](PriorityMs& m) -> int64_t& { return m[Priority::kHigh]; }, kOptional, PositiveMs()),
+      K::Duration("normal", [](PriorityMs& m) -> int64_t& { return m[Priority::kNormal]; }, kOptional, PositiveMs()),
+      K::Duration("low", [](PriorityMs& m) -> int64_t& { return m[Priority::kLow]; }, kOptional, PositiveMs()),
+  };
+  return t;
+}
+
+const KeyTable<SlaOptions>& SlaKeys() {
+  using K = Keys<SlaOptions>;
+  static const KeyTable<SlaOptions> t = {
+      K::Section<PriorityMs>("acknowledge", &SlaOptions::acknowledge_ms, &PriorityDurationKeys),
+      K::Section<PriorityMs>("handle", &SlaOptions::handle_ms, &PriorityDurationKeys),
+      K::FreeMap<decltype(&SlaOptions::handle_by_category_ms), int64_t>(
+          "handle_by_category", "map of durations", &SlaOptions::handle_by_category_ms, &ReadDuration, PositiveMs()),
+      K::Number("warning_ratio", &SlaOptions::warning_ratio, kOptional,
+                [](const double& v) {
+                  return v > 0 && v <= 1 ? std::string() : "must be within (0, 1], got " + Num(v);
+                }),
+  };
+  return t;
+}
+
+const KeyTable<RulesOptions>& MergeKeys() {
+  using K = Keys<RulesOptions>;
+  static const KeyTable<RulesOptions> t = {
+      K::Duration("window", &RulesOptions::merge_window_ms, kOptional, PositiveMs()),
+  };
+  return t;
+}
+
+const KeyTable<ApiOptions>& ApiKeys() {
+  using K = Keys<ApiOptions>;
+  static const KeyTable<ApiOptions> t = {
+      K::Str("listen", &ApiOptions::listen, kOptional, HostPort()),
+  };
+  return t;
+}
+
+const KeyTable<Root>& RootKeys() {
+  using K = Keys<Root>;
+  static const KeyTable<Root> t = {
+      K::Section<KafkaOptions>("kafka", [](Root& r) -> KafkaOptions& { return r.cfg.kafka; }, &KafkaKeys),
+      K::Section<StorageOptions>("storage", [](Root& r) -> StorageOptions& { return r.cfg.storage; },
+                                 &StorageKeys),
+      K::Section<IngestOptions>("ingest", [](Root& r) -> IngestOptions& { return r.cfg.ingest; }, &IngestKeys),
+      K::Group("city", &CityKeys, kRequired),
+      RulesKey(),
+      K::Section<RulesOptions>("merge", [](Root& r) -> RulesOptions& { return r.cfg.rules; }, &MergeKeys),
+      K::Section<SlaOptions>("sla", [](Root& r) -> SlaOptions& { return r.cfg.sla; }, &SlaKeys),
+      K::Section<ApiOptions>("api", [](Root& r) -> ApiOptions& { return r.cfg.api; }, &ApiKeys),
+      K::Reserved("escalation"),
+      K::Reserved("camera"),
+  };
+  return t;
+}
+
+// ---------------------------------------------------------------------------
+// Checks across keys
+
+// Reports the second and later uses of an id. items: (id, path of the item).
+void CheckUnique(Ctx& ctx, const std::vector<std::pair<std::string, std::string>>& items, const std::string& key,
+                 const std::string& what) {
+  std::map<std::string, std::string> first;
+  for (const auto& [id, path] : items) {
+    const std::string kp = Join(path, key);
+    if (id.empty() || !ctx.Ok(kp)) continue;
+    auto [it, fresh] = first.emplace(id, path);
+    if (!fresh) ctx.Error(kp, "duplicate " + what + " '" + id + "' (first at " + it->second + ")");
+  }
+}
+
+std::vector<std::string> Names(const std::set<std::string>& s) { return {s.begin(), s.end()}; }
+
+// Reports kp when id is not in known.
+void CheckRef(Ctx& ctx, const std::string& kp, const std::string& id, const std::set<std::string>& known,
+              const std::string& what) {
+  if (!ctx.Ok(kp) || id.empty() || known.count(id)) return;
+  ctx.Error(kp, "unknown " + what + " '" + id + "'" + Suggest(id, Names(known)));
+}
+
+struct Flat {
+  std::vector<std::string> district_paths, street_paths, community_paths;
+};
+
+Flat Flatten(Root& root) {
+  Flat f;
+  CityOptions& city = root.cfg.city;
+  for (size_t i = 0; i < root.districts.size(); ++i) {
+    DistrictY& d = root.districts[i];
+    const std::string dp = Index("city.districts", i);
+    city.districts.push_back(d.d);
+    f.district_paths.push_back(dp);
+    for (size_t j = 0; j < d.streets.size(); ++j) {
+      StreetY& s = d.streets[j];
+      const std::string sp = Index(Join(dp, "streets"), j);
+      s.s.district_id = d.d.id;
+      city.streets.push_back(s.s);
+      f.street_paths.push_back(sp);
+      for (size_t k = 0; k < s.communities.size(); ++k) {
+        Community c = s.communities[k];
+        c.street_id = s.s.id;
+        c.district_id = d.d.id;
+        city.communities.push_back(c);
+        f.community_paths.push_back(Index(Join(sp, "communities"), k));
+      }
+    }
+  }
+  return f;
+}
+
+void CheckGrid(Ctx& ctx, const CityOptions& city, const Flat& f) {
+  const GridGeometry& g = city.grid;
+  if (!ctx.Ok("city.grid") || !ctx.Ok("city.grid.rows") || !ctx.Ok("city.grid.cols") || g.rows <= 0 ||
+      g.cols <= 0) {
+    return;  // already reported; coverage means nothing without a grid
+  }
+  std::vector<int> owner(static_cast<size_t>(g.rows * g.cols), -1);
+  bool all_placed = true;  // every community was read and lies inside the grid
+  for (size_t i = 0; i < city.communities.size(); ++i) {
+    const Community& c = city.communities[i];
+    const std::string& p = f.community_paths[i];
+    if (!ctx.Ok(p) || !ctx.Ok(Join(p, "rows")) || !ctx.Ok(Join(p, "cols"))) {
+      all_placed = false;
+      continue;
+    }
+    bool ok = true;
+    auto range = [&](const char* key, int from, int to, int n, const char* what) {
+      if (from > to) {
+        ctx.Error(Join(p, key), "from " + std::to_string(from) + " is after to " + std::to_string(to));
+        ok = false;
+      } else if (to >= n) {
+        ctx.Error(Join(p, key), std::string("reaches ") + what + " " + std::to_string(to) + " but the grid has " +
+                                    std::to_string(n) + " " + what + "s (0.." + std::to_string(n - 1) + ")");
+        ok = false;
+      }
+    };
+    range("rows", c.row_from, c.row_to, g.rows, "row");
+    range("cols", c.col_from, c.col_to, g.cols, "col");
+    if (!ok) {
+      all_placed = false;
+      continue;
+    }
+    std::map<int, std::pair<int, std::string>> clashes;  // other community -> (cells, first cell)
+    for (int r = c.row_from; r <= c.row_to; ++r) {
+      for (int col = c.col_from; col <= c.col_to; ++col) {
+        int& o = owner[static_cast<size_t>(r * g.cols + col)];
+        if (o < 0) {
+          o = static_cast<int>(i);
+          continue;
+        }
+        auto& clash = clashes[o];
+        if (clash.first++ == 0) clash.second = "(" + std::to_string(r) + "," + std::to_string(col) + ")";
+      }
+    }
+    for (const auto& [other, clash] : clashes) {
+      ctx.Error(p, "overlaps community '" + city.communities[static_cast<size_t>(other)].id + "' (" +
+                       f.community_paths[static_cast<size_t>(other)] + ") in " + std::to_string(clash.first) +
+                       " cell(s), first " + clash.second + "; every cell must belong to exactly one community");
+    }
+  }
+  if (!all_placed || !ctx.Ok("city.districts")) return;  // holes would only echo those errors
+  std::vector<std::string> holes;
+  for (size_t i = 0; i < owner.size(); ++i) {
+    if (owner[i] < 0) {
+      holes.push_back("(" + std::to_string(static_cast<int>(i) / g.cols) + "," +
+                      std::to_string(static_cast<int>(i) % g.cols) + ")");
+    }
+  }
+  if (!holes.empty()) {
+    std::string list;
+    for (size_t i = 0; i < holes.size() && i < 10; ++i) list += (i ? ", " : "") + holes[i];
+    if (holes.size() > 10) list += ", ...";
+    ctx.Error("city.grid", std::to_string(holes.size()) + " grid cell(s) (row,col) belong to no community: " + list);
+  }
+}
+
+bool GridUsable(Ctx& ctx, const CityOptions& city) {
+  return ctx.Ok("city.grid") && ctx.Ok("city.grid.rows") && ctx.Ok("city.grid.cols") &&
+         ctx.Ok("city.grid.origin.lat") && ctx.Ok("city.grid.origin.lon") &&
+         ctx.Ok("city.grid.cell_size_m") && city.grid.rows > 0 && city.grid.cols > 0;
+}
+
+void CheckInsideGrid(Ctx& ctx, const GridIndex& grid, const std::string& p, LatLon pos, const std::string& what) {
+  if (!ctx.Ok(p) || !ctx.Ok(Join(p, "lat")) || !ctx.Ok(Join(p, "lon"))) return;
+  if (grid.Contains(pos)) return;
+  ctx.Error(Join(p, "lat"), what + " position (" + Num(pos.lat) + ", " + Num(pos.lon) + ") lies outside the grid");
+}
+
+std::string LevelWord(ThresholdDirection d) { return d == ThresholdDirection::kAbove ? "above" : "below"; }
+
+void CheckRules(Ctx& ctx, Root& root, const std::set<std::string>& kinds, const std::set<std::string>& categories) {
+  const CityOptions& city = root.cfg.city;
+  std::map<std::string, const Device*> devices;
+  for (const auto& d : city.devices) devices.emplace(d.id, &d);
+  std::vector<std::pair<std::string, std::string>> ids;
+  for (RuleY& ry : root.rules) {
+    const std::string& p = ry.path;
+    ThresholdRule& r = ry.r;
+    ids.emplace_back(r.id, p);
+    CheckRef(ctx, Join(p, "sensor"), r.sensor_kind, kinds, "sensor kind");
+    CheckRef(ctx, Join(p, "category"), r.category, categories, "category");
+
+    bool level_ok = ctx.Ok(Join(p, "above")) && ctx.Ok(Join(p, "below"));
+    if (ry.above && ry.below) {
+      ctx.Error(Join(p, "below"), "set exactly one of 'above' or 'below', not both");
+      level_ok = false;
+    } else if (!ry.above && !ry.below) {
+      if (level_ok) ctx.Error(p, "a threshold rule needs exactly one of 'above: X' or 'below: X'");
+      level_ok = false;
+    }
+    if (!level_ok) continue;
+    r.direction = ry.above ? ThresholdDirection::kAbove : ThresholdDirection::kBelow;
+    r.raise = ry.above ? *ry.above : *ry.below;
+    r.clear = ry.clear.value_or(r.raise);
+    const bool above = r.direction == ThresholdDirection::kAbove;
+    auto normal_side = [above](double clear, double raise) { return above ? clear <= raise : clear >= raise; };
+    if (ry.clear && ctx.Ok(Join(p, "clear")) && !normal_side(r.clear, r.raise)) {
+      ctx.Error(Join(p, "clear"), "clear " + Num(r.clear) + " must be " + (above ? "<= " : ">= ") + Num(r.raise) +
+                                      " (the normal side of '" + LevelWord(r.direction) + "')");
+    }
+    if (r.active_hours && r.active_hours->first == r.active_hours->second) {
+      ctx.Error(Join(p, "active_hours"), "an empty window: from and to are equal (leave active_hours out for always)");
+    }
+    for (size_t i = 0; i < r.devices.size(); ++i) {
+      const std::string dp = Index(Join(p, "devices"), i);
+      auto it = devices.find(r.devices[i]);
+      if (ctx.Ok(dp) && it != devices.end() && ctx.Ok(Join(p, "sensor")) && it->second->kind != r.sensor_kind) {
+        ctx.Error(dp, "device '" + r.devices[i] + "' is a " + it->second->kind + " sensor, not " + r.sensor_kind);
+      }
+    }
+    for (const auto& [dev, o] : ry.overrides) {
+      const std::string op = Join(Join(p, "overrides"), dev);
+      if (!ctx.Ok(op)) continue;
+      auto it = devices.find(dev);
+      if (it == devices.end()) {
+        std::set<std::string> names;
+        for (const auto& d : city.devices) names.insert(d.id);
+        ctx.Error(op, "overrides unknown device '" + dev + "' (not in city.devices)" + Suggest(dev, Names(names)));
+        continue;
+      }
+      if (ctx.Ok(Join(p, "sensor")) && it->second->kind != r.sensor_kind) {
+        ctx.Error(op, "device '" + dev + "' is a " + it->second->kind + " sensor, not " + r.sensor_kind);
+        continue;
+      }
+      const std::optional<double>& wrong = above ? o.below : o.above;
+      if (wrong) {
+        ctx.Error(Join(op, above ? "below" : "above"),
+                  "the rule raises " + LevelWord(r.direction) + " a level; override it with '" +
+                      LevelWord(r.direction) + "'");
+        continue;
+      }
+      ThresholdOverride to;
+      to.raise = above ? o.above : o.below;
+      to.clear = o.clear;
+      to.min_duration_ms = o.for_ms;
+      const double raise = to.raise.value_or(r.raise);
+      const double clear = to.clear.value_or(r.clear);
+      if (ctx.Ok(Join(op, "clear")) && ctx.Ok(Join(op, LevelWord(r.direction))) && !normal_side(clear, raise)) {
+        ctx.Error(to.clear ? Join(op, "clear") : Join(op, LevelWord(r.direction)),
+                  "clear " + Num(clear) + (to.clear ? "" : " (from the rule)") + " must be " + (above ? "<= " : ">= ") +
+                      Num(raise) + (to.clear ? "" : "; set clear in the override too"));
+        continue;
+      }
+      r.overrides[dev] = to;
+    }
+    root.cfg.rules.threshold.push_back(r);
+  }
+  CheckUnique(ctx, ids, "id", "rule id");
+}
+
+Flat Validate(Ctx& ctx, Root& root) {
+  Flat f = Flatten(root);
+  CityOptions& city = root.cfg.city;
+  using Items = std::vector<std::pair<std::string, std::string>>;
+
+  // Ids unique per section (streets and communities across the city: cells
+  // and routing look them up by id).
+  Items items;
+  for (size_t i = 0; i < city.districts.size(); ++i) items.emplace_back(city.districts[i].id, f.district_paths[i]);
+  CheckUnique(ctx, items, "id", "district id");
+  items.clear();
+  for (size_t i = 0; i < city.districts.size(); ++i) items.emplace_back(city.districts[i].code, f.district_paths[i]);
+  CheckUnique(ctx, items, "code", "district code");
+  items.clear();
+  for (size_t i = 0; i < city.streets.size(); ++i) items.emplace_back(city.streets[i].id, f.street_paths[i]);
+  CheckUnique(ctx, items, "id", "street id");
+  items.clear();
+  for (size_t i = 0; i < city.streets.size(); ++i) {
+    items.emplace_back(city.streets[i].district_id + "/" + city.streets[i].code, f.street_paths[i]);
+    if (city.streets[i].code.empty()) items.back().first.clear();
+  }
+  CheckUnique(ctx, items, "code", "street code in the district (district/code)");
+  items.clear();
+  for (size_t i = 0; i < city.communities.size(); ++i) items.emplace_back(city.communities[i].id, f.community_paths[i]);
+  CheckUnique(ctx, items, "id", "community id");
+  items.clear();
+  for (size_t i = 0; i < city.communities.size(); ++i) {
+    const Community& c = city.communities[i];
+    items.emplace_back(c.code.empty() ? std::string() : c.district_id + "/" + c.street_id + "/" + c.code,
+                       f.community_paths[i]);
+  }
+  CheckUnique(ctx, items, "code", "community code in the street (district/street/code)");
+
+  auto unique_list = [&](const auto& vec, const std::string& section, const std::string& what) {
+    Items its;
+    for (size_t i = 0; i < vec.size(); ++i) its.emplace_back(vec[i].id, Index(section, i));
+    CheckUnique(ctx, its, "id", what);
+  };
+  unique_list(city.departments, "city.departments", "department id");
+  unique_list(city.catalogue, "city.catalogue", "category id");
+  unique_list(city.devices, "city.devices", "device id");
+  unique_list(city.cameras, "city.cameras", "camera id");
+  unique_list(city.units, "city.units", "unit id");
+
+  // References.
+  std::set<std::string> departments, districts, categories, kinds;
+  for (const auto& d : city.departments) departments.insert(d.id);
+  for (const auto& d : city.districts) districts.insert(d.id);
+  for (const auto& c : city.catalogue) categories.insert(c.id);
+  for (const auto& [k, v] : city.sensor_kinds) kinds.insert(k);
+  for (size_t i = 0; i < city.districts.size(); ++i) {
+    CheckRef(ctx, Join(f.district_paths[i], "default_department"), city.districts[i].default_department, departments,
+             "department");
+  }
+  for (size_t i = 0; i < city.catalogue.size(); ++i) {
+    CheckRef(ctx, Join(Index("city.catalogue", i), "department"), city.catalogue[i].department, departments,
+             "department");
+  }
+  for (size_t i = 0; i < city.units.size(); ++i) {
+    const std::string p = Index("city.units", i);
+    CheckRef(ctx, Join(p, "department"), city.units[i].department, departments, "department");
+    for (size_t j = 0; j < city.units[i].districts.size(); ++j) {
+      CheckRef(ctx, Index(Join(p, "districts"), j), city.units[i].districts[j], districts, "district");
+    }
+  }
+  for (size_t i = 0; i < city.devices.size(); ++i) {
+    CheckRef(ctx, Join(Index("city.devices", i), "kind"), city.devices[i].kind, kinds, "sensor kind");
+  }
+  for (const auto& [k, v] : city.sensor_kinds) {
+    const std::string p = Join("city.sensor_kinds", k);
+    if (ctx.Ok(p) && ctx.Ok(Join(p, "min")) && ctx.Ok(Join(p, "max")) && !(v.min < v.max)) {
+      ctx.Error(Join(p, "max"), "max " + Num(v.max) + " must be greater than min " + Num(v.min));
+    }
+  }
+  for (const auto& [cat, ms] : root.cfg.sla.handle_by_category_ms) {
+    CheckRef(ctx, Join("sla.handle_by_category", cat), cat, categories, "category");
+  }
+
+  // Topics: one name, one purpose.
+  {
+    const TopicNames& t = root.cfg.kafka.topics;
+    const std::pair<const char*, const std::string*> topics[] = {
+        {"sensors", &t.sensors}, {"camera_frames", &t.camera_frames}, {"camera_detections", &t.camera_detections},
+        {"reports", &t.reports}, {"units", &t.units},                 {"commands", &t.commands},
+        {"cases", &t.cases},     {"dispatch", &t.dispatch},           {"dlq", &t.dlq}};
+    std::map<std::string, std::string> seen;
+    for (const auto& [key, name] : topics) {
+      auto [it, fresh] = seen.emplace(*name, key);
+      if (!fresh) {
+        ctx.Error(Join("kafka.topics", key), "same topic '" + *name + "' as kafka.topics." + it->second);
+      }
+    }
+  }
+
+  // The grid: coverage, and registered positions inside it.
+  CheckGrid(ctx, city, f);
+  if (GridUsable(ctx, city)) {
+    const GridIndex grid(city.grid);
+    for (size_t i = 0; i < city.devices.size(); ++i) {
+      CheckInsideGrid(ctx, grid, Index("city.devices", i), city.devices[i].position, "device");
+    }
+    for (size_t i = 0; i < city.cameras.size(); ++i) {
+      CheckInsideGrid(ctx, grid, Index("city.cameras", i), city.cameras[i].position, "camera");
+    }
+  }
+
+  CheckRules(ctx, root, kinds, categories);
+  return f;
+}
+
+// CityModel::Build as a safety net: anything it still rejects is reported at
+// the community it names, else at city.
+void CheckModel(Ctx& ctx, const Config& cfg, const Flat& f) {
+  auto built = CityModel::Build(cfg);
+  if (built.ok()) return;
+  const std::string& msg = built.status().message();
+  std::string where = "city";
+  for (size_t i = 0; i < cfg.city.communities.size(); ++i) {
+    const std::string& id = cfg.city.communities[i].id;
+    const size_t at = msg.find(id);
+    const auto boundary = [&](size_t pos) { return pos >= msg.size() || !IsIdChar(msg[pos]); };
+    if (!id.empty() && at != std::string::npos && boundary(at + id.size()) && (at == 0 || !IsIdChar(msg[at - 1]))) {
+      where = f.community_paths[i];
+      break;
+    }
+  }
+  ctx.Error(where, where == "city" ? 0 : ctx.Line(where), msg);
+}
+
+ConfigLoadResult Load(const std::string& text, const std::string& file) {
+  Ctx ctx(file);
+  ConfigLoadResult result;
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    ctx.Error("", e.mark.is_null() ? 0 : e.mark.line + 1, "YAML syntax error: " + e.msg);
+    result.errors = ctx.TakeErrors();
+    return result;
+  }
+  Root root;
+  root.cfg.source_file = file;
+  root.cfg.city.sensor_kinds = BuiltinSensorKinds();
+  root.cfg.sla.acknowledge_ms = {{Priority::kUrgent, 10 * 60000},
+                                 {Priority::kHigh, 30 * 60000},
+                                 {Priority::kNormal, 60 * 60000},
+                                 {Priority::kLow, 4 * 3600000}};
+  root.cfg.sla.handle_ms = {{Priority::kUrgent, 3600000},
+                            {Priority::kHigh, 4 * 3600000},
+                            {Priority::kNormal, 8 * 3600000},
+                            {Priority::kLow, 24 * 3600000}};
+  if (doc.IsNull()) {
+    ctx.Error("", 0, "the config is empty");
+  } else if (!doc.IsMap()) {
+    ctx.Error("", LineOf(doc), "the config must be a map of sections (kafka, storage, city, rules, ...), got " +
+                                   Describe(doc));
+  } else {
+    ReadMap<Root>(ctx, doc, "", RootKeys(), root);
+    const YAML::Node& const_doc = doc;
+    const YAML::Node city = const_doc["city"];
+    if (ctx.Ok("city") && city.IsDefined() && city.IsMap()) {
+      const Flat f = Validate(ctx, root);
+      if (ctx.Clean()) CheckModel(ctx, root.cfg, f);
+    }
+  }
+  if (ctx.Clean()) result.config = std::move(root.cfg);
+  result.errors = ctx.TakeErrors();
+  return result;
+}
+
+}  // namespace
+
+ConfigLoadResult LoadConfigText(const std::string& text, const std::string& file_name) {
+  try {
+    return Load(text, file_name);
+  } catch (const std::exception& e) {  // a bug here must not take the caller down
+    ConfigLoadResult r;
+    r.errors.push_back({file_name, 0, "", std::string("internal error while loading the config: ") + e.what()});
+    return r;
+  }
+}
+
+ConfigLoadResult LoadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ConfigLoadResult r;
+    r.errors.push_back({path, 0, "", "cannot open the config file"});
+    return r;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) {
+    ConfigLoadResult r;
+    r.errors.push_back({path, 0, "", "cannot read the config file"});
+    return r;
+  }
+  return LoadConfigText(ss.str(), path);
+}
+
+}  // namespace cityloop

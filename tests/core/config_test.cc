@@ -1,0 +1,455 @@
+#include "core/config.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/city.h"
+#include "core/geo.h"
+#include "tests/support/test_support.h"
+
+namespace cityloop {
+namespace {
+
+// A small valid city: a 2 x 2 grid, two communities, one rule.
+constexpr const char* kBase = R"(kafka:
+  partitions: 4
+city:
+  grid: {origin: {lat: 28.17, lon: 112.95}, cell_size_m: 500, rows: 2, cols: 2}
+  districts:
+    - id: furong
+      name: 芙蓉区
+      code: "430102"
+      default_department: city_management
+      streets:
+        - id: dingwangtai
+          code: "001"
+          communities:
+            - id: west
+              code: "001"
+              rows: [0, 1]
+              cols: [0, 0]
+            - id: east
+              code: "002"
+              rows: [0, 1]
+              cols: [1, 1]
+  departments:
+    - {id: drainage, name: 排水}
+    - {id: city_management, name: 城管}
+  catalogue:
+    - {id: waterlogging, department: drainage, priority: high}
+  devices:
+    - {id: wl-1, kind: water_level, lat: 28.171, lon: 112.951}
+    - {id: wl-2, kind: water_level, lat: 28.176, lon: 112.956}
+  units:
+    - {id: drain-1, department: drainage, lat: 28.17, lon: 112.95, districts: [furong]}
+rules:
+  - id: road-waterlogging
+    kind: threshold
+    sensor: water_level
+    category: waterlogging
+    above: 0.30
+    clear: 0.20
+    for: 2m
+sla:
+  handle_by_category: {waterlogging: 4h}
+)";
+
+constexpr const char* kFile = "test.yaml";
+
+// text with the first occurrence of `from` replaced by `to` (which must exist).
+std::string Edit(const std::string& text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << "edit target not found: " << from;
+  if (at == std::string::npos) return text;
+  return text.substr(0, at) + to + text.substr(at + from.size());
+}
+
+// 1-based line of the first occurrence of needle.
+int LineOf(const std::string& text, const std::string& needle) {
+  const size_t at = text.find(needle);
+  EXPECT_NE(at, std::string::npos) << "marker not found: " << needle;
+  if (at == std::string::npos) return -1;
+  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n'));
+}
+
+std::string Dump(const std::vector<ConfigError>& errors) {
+  std::string out;
+  for (const auto& e : errors) out += "  " + e.ToString() + "\n";
+  return out;
+}
+
+TEST(Config, BaseConfigLoads) {
+  auto r = LoadConfigText(kBase, kFile);
+  ASSERT_TRUE(r.errors.empty()) << Dump(r.errors);
+  ASSERT_TRUE(r.config.has_value());
+  const Config& c = *r.config;
+  EXPECT_EQ(c.source_file, kFile);
+  EXPECT_EQ(c.city.communities.size(), 2u);
+  EXPECT_EQ(c.city.communities[1].street_id, "dingwangtai");
+  EXPECT_EQ(c.city.communities[1].district_id, "furong");
+  EXPECT_EQ(c.city.communities[1].col_from, 1);
+  EXPECT_EQ(c.city.streets.at(0).district_id, "furong");
+  ASSERT_EQ(c.rules.threshold.size(), 1u);
+  const ThresholdRule& rule = c.rules.threshold[0];
+  EXPECT_EQ(rule.direction, ThresholdDirection::kAbove);
+  EXPECT_DOUBLE_EQ(rule.raise, 0.30);
+  EXPECT_DOUBLE_EQ(rule.clear, 0.20);
+  EXPECT_EQ(rule.min_duration_ms, 120000);
+  EXPECT_FALSE(rule.priority.has_value());
+  EXPECT_EQ(c.sla.handle_by_category_ms.at("waterlogging"), 4 * 3600000);
+}
+
+TEST(Config, DefaultsFillWhatIsLeftOut) {
+  auto r = LoadConfigText(Edit(kBase, "    clear: 0.20\n", ""), kFile);
+  ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
+  const Config& c = *r.config;
+  EXPECT_EQ(c.kafka.bootstrap, "127.0.0.1:9092");
+  EXPECT_EQ(c.kafka.topics.sensors, "city.sensors");
+  EXPECT_EQ(c.kafka.batch_max_messages, 1000);
+  EXPECT_EQ(c.storage.path, "./cityloop-data");
+  EXPECT_EQ(c.city.utc_offset_minutes, 480);
+  EXPECT_EQ(c.rules.merge_window_ms, 30 * 60000);
+  EXPECT_DOUBLE_EQ(c.rules.threshold[0].clear, 0.30);  // clear defaults to the raise level
+  EXPECT_EQ(c.sla.acknowledge_ms.at(Priority::kUrgent), 10 * 60000);
+  EXPECT_EQ(c.sla.acknowledge_ms.at(Priority::kHigh), 30 * 60000);
+  EXPECT_EQ(c.sla.acknowledge_ms.at(Priority::kNormal), 60 * 60000);
+  EXPECT_EQ(c.sla.acknowledge_ms.at(Priority::kLow), 4 * 3600000);
+  EXPECT_EQ(c.sla.handle_ms.at(Priority::kUrgent), 3600000);
+  EXPECT_EQ(c.sla.handle_ms.at(Priority::kHigh), 4 * 3600000);
+  EXPECT_EQ(c.sla.handle_ms.at(Priority::kNormal), 8 * 3600000);
+  EXPECT_EQ(c.sla.handle_ms.at(Priority::kLow), 24 * 3600000);
+  EXPECT_DOUBLE_EQ(c.sla.warning_ratio, 0.8);
+  EXPECT_EQ(c.city.sensor_kinds.size(), BuiltinSensorKinds().size());
+}
+
+TEST(Config, PartialSlaMapKeepsOtherDefaults) {
+  auto r = LoadConfigText(Edit(kBase, "sla:\n", "sla:\n  acknowledge: {urgent: 5m}\n"), kFile);
+  ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
+  EXPECT_EQ(r.config->sla.acknowledge_ms.at(Priority::kUrgent), 5 * 60000);
+  EXPECT_EQ(r.config->sla.acknowledge_ms.at(Priority::kLow), 4 * 3600000);
+}
+
+TEST(Config, SensorKindsOverrideBuiltinsAndDeclareNewKinds) {
+  std::string text = Edit(kBase, "  departments:\n",
+                          "  sensor_kinds:\n"
+                          "    water_level: {max: 5}\n"
+                          "    soil_moisture: {unit: \"%\", min: 0, max: 100, report_interval: 5m}\n"
+                          "  departments:\n");
+  text = Edit(text, "  units:\n", "    - {id: soil-1, kind: soil_moisture, lat: 28.171, lon: 112.956}\n  units:\n");
+  auto r = LoadConfigText(text, kFile);
+  ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
+  const auto& kinds = r.config->city.sensor_kinds;
+  EXPECT_EQ(kinds.at("water_level").unit, "m");
+  EXPECT_EQ(kinds.at("water_level").max, 5);
+  EXPECT_EQ(kinds.at("water_level").report_interval_ms, 30000);
+  EXPECT_EQ(kinds.at("soil_moisture").kind, "soil_moisture");
+  EXPECT_EQ(kinds.at("soil_moisture").unit, "%");
+  EXPECT_EQ(kinds.at("soil_moisture").report_interval_ms, 300000);
+  EXPECT_EQ(kinds.size(), BuiltinSensorKinds().size() + 1);
+}
+
+TEST(Config, OverridesUseTheRulesDirection) {
+  auto r = LoadConfigText(Edit(kBase, "    for: 2m\n", "    for: 2m\n    overrides: {wl-2: {above: 0.5, for: 5m}}\n"),
+                          kFile);
+  ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
+  const ThresholdOverride& o = r.config->rules.threshold[0].overrides.at("wl-2");
+  EXPECT_EQ(o.raise, 0.5);
+  EXPECT_FALSE(o.clear.has_value());
+  EXPECT_EQ(o.min_duration_ms, 300000);
+}
+
+TEST(Config, BuiltinSensorKindsMatchTheContract) {
+  const auto kinds = BuiltinSensorKinds();
+  const std::vector<std::string> want = {"water_level",  "rainfall",      "gas_ppm",       "manhole_tilt",
+                                         "smoke",        "pm25",          "noise_db",      "traffic_speed",
+                                         "bridge_strain", "streetlight_current"};
+  ASSERT_EQ(kinds.size(), want.size());
+  for (const auto& k : want) {
+    ASSERT_TRUE(kinds.count(k)) << k;
+    EXPECT_EQ(kinds.at(k).kind, k);
+    EXPECT_LT(kinds.at(k).min, kinds.at(k).max);
+  }
+  EXPECT_EQ(kinds.at("water_level").unit, "m");
+  EXPECT_EQ(kinds.at("water_level").report_interval_ms, 30000);
+  EXPECT_EQ(kinds.at("bridge_strain").min, -5000);
+  EXPECT_EQ(kinds.at("streetlight_current").max, 50);
+}
+
+TEST(Config, ErrorToString) {
+  EXPECT_EQ((ConfigError{"a.yaml", 7, "city.devices[3].kind", "unknown sensor kind"}).ToString(),
+            "a.yaml:7: city.devices[3].kind: unknown sensor kind");
+  EXPECT_EQ((ConfigError{"a.yaml", 0, "city", "oops"}).ToString(), "a.yaml: city: oops");
+  EXPECT_EQ((ConfigError{"a.yaml", 3, "", "YAML syntax error"}).ToString(), "a.yaml:3: YAML syntax error");
+}
+
+// ---------------------------------------------------------------------------
+// The example config
+
+TEST(ExampleConfig, LoadsWithoutErrors) {
+  auto r = LoadConfigFile(testing::ExampleConfigPath());
+  ASSERT_TRUE(r.errors.empty()) << Dump(r.errors);
+  ASSERT_TRUE(r.config.has_value());
+  auto model = CityModel::Build(*r.config);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_EQ(r.config->kafka.partitions, 4);
+  EXPECT_EQ(r.config->city.grid.rows, 6);
+  EXPECT_EQ(r.config->city.grid.cols, 8);
+  EXPECT_EQ(r.config->city.grid.cell_size_m, 500);
+}
+
+TEST(ExampleConfig, HasWhatTheSimulatorAndDetectorsNeed) {
+  auto r = LoadConfigFile(testing::ExampleConfigPath());
+  ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
+  const Config& c = *r.config;
+  const GridIndex grid(c.city.grid);
+
+  // Every built-in kind has devices; the main ones at least 3; no two devices
+  // of one kind share a cell.
+  std::map<std::string, std::set<int>> cells_by_kind;
+  for (const auto& d : c.city.devices) {
+    auto cell = grid.CellAt(d.position);
+    ASSERT_TRUE(cell.has_value()) << d.id;
+    EXPECT_TRUE(cells_by_kind[d.kind].insert(*cell).second) << d.id << " shares a cell with another " << d.kind;
+  }
+  for (const auto& [kind, k] : BuiltinSensorKinds()) EXPECT_GE(cells_by_kind[kind].size(), 1u) << kind;
+  for (const char* kind : {"water_level", "gas_ppm", "manhole_tilt", "smoke", "pm25", "streetlight_current"}) {
+    EXPECT_GE(cells_by_kind[kind].size(), 3u) << kind;
+  }
+  EXPECT_GE(c.city.devices.size(), 40u);
+  EXPECT_LE(c.city.devices.size(), 60u);
+  EXPECT_FALSE(c.city.cameras.empty());
+
+  // The catalogue: these ids exactly, each routed to an existing department.
+  std::set<std::string> departments;
+  for (const auto& d : c.city.departments) departments.insert(d.id);
+  EXPECT_EQ(departments, (std::set<std::string>{"drainage", "gas", "municipal", "fire", "environment", "traffic",
+                                                "city_management"}));
+  const std::map<std::string, std::string> routes = {
+      {"waterlogging", "drainage"},        {"gas_leak", "gas"},
+      {"manhole_displaced", "municipal"},  {"fire", "fire"},
+      {"air_pollution", "environment"},    {"noise", "environment"},
+      {"bridge_structural", "municipal"},  {"streetlight_failure", "municipal"},
+      {"traffic_congestion", "traffic"},   {"device_silent", "city_management"},
+      {"device_flapping", "city_management"}, {"exposed_garbage", "city_management"},
+      {"road_damage", "municipal"},        {"illegal_parking", "traffic"}};
+  std::map<std::string, std::string> got;
+  for (const auto& cat : c.city.catalogue) {
+    got[cat.id] = cat.department;
+    EXPECT_TRUE(departments.count(cat.department)) << cat.id;
+  }
+  EXPECT_EQ(got, routes);
+
+  // Units: 2-3 per department.
+  std::map<std::string, int> units;
+  for (const auto& u : c.city.units) ++units[u.department];
+  for (const auto& d : departments) {
+    EXPECT_GE(units[d], 2) << d;
+    EXPECT_LE(units[d], 3) << d;
+  }
+
+  // The rules the brief names, with their levels.
+  struct Want {
+    std::string sensor, category;
+    ThresholdDirection dir;
+    double raise, clear;
+    int64_t for_ms;
+  };
+  const std::vector<Want> want = {
+      {"water_level", "waterlogging", ThresholdDirection::kAbove, 0.30, 0.20, 120000},
+      {"gas_ppm", "gas_leak", ThresholdDirection::kAbove, 500, 300, 60000},
+      {"manhole_tilt", "manhole_displaced", ThresholdDirection::kAbove, 15, 8, 60000},
+      {"smoke", "fire", ThresholdDirection::kAbove, 10, 4, 30000},
+      {"pm25", "air_pollution", ThresholdDirection::kAbove, 150, 100, 600000},
+      {"streetlight_current", "streetlight_failure", ThresholdDirection::kBelow, 0.3, 0.8, 600000},
+      {"noise_db", "noise", ThresholdDirection::kAbove, 85, 75, 600000},
+      {"bridge_strain", "bridge_structural", ThresholdDirection::kAbove, 1500, 1200, 60000},
+      {"traffic_speed", "traffic_congestion", ThresholdDirection::kBelow, 8, 15, 600000},
+  };
+  ASSERT_EQ(c.rules.threshold.size(), want.size());
+  for (const auto& w : want) {
+    auto it = std::find_if(c.rules.threshold.begin(), c.rules.threshold.end(),
+                           [&](const ThresholdRule& rule) { return rule.sensor_kind == w.sensor; });
+    ASSERT_NE(it, c.rules.threshold.end()) << w.sensor;
+    EXPECT_EQ(it->category, w.category);
+    EXPECT_EQ(it->direction, w.dir) << w.sensor;
+    EXPECT_DOUBLE_EQ(it->raise, w.raise) << w.sensor;
+    EXPECT_DOUBLE_EQ(it->clear, w.clear) << w.sensor;
+    EXPECT_EQ(it->min_duration_ms, w.for_ms) << w.sensor;
+  }
+  auto lamp = std::find_if(c.rules.threshold.begin(), c.rules.threshold.end(),
+                           [](const ThresholdRule& rule) { return rule.sensor_kind == "streetlight_current"; });
+  ASSERT_TRUE(lamp->active_hours.has_value());
+  EXPECT_EQ(*lamp->active_hours, std::make_pair(18, 6));
+}
+
+// Loading must never throw, whatever the text: every prefix of the example
+// either loads or yields located errors.
+TEST(ExampleConfig, TruncatedTextNeverThrows) {
+  const std::string text = testing::ReadFile(testing::ExampleConfigPath());
+  ASSERT_FALSE(text.empty());
+  for (size_t n = 0; n < text.size(); n += 89) {
+    auto r = LoadConfigText(text.substr(0, n), "cut.yaml");
+    EXPECT_NE(r.config.has_value(), !r.errors.empty()) << n;
+    for (const auto& e : r.errors) EXPECT_EQ(e.file, "cut.yaml");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Bad configs: each edit of kBase yields exactly one error, at the expected
+// line and key.
+
+struct BadCase {
+  const char* name;
+  std::string from, to;   // the edit
+  std::string key;        // expected dotted key ("" for YAML syntax)
+  std::string marker;     // the expected line is the first line holding this (after the edit)
+  std::string message;    // a part of the expected message
+};
+
+class BadConfig : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadConfig, ReportsOneErrorAtTheRightPlace) {
+  const BadCase& c = GetParam();
+  const std::string text = Edit(kBase, c.from, c.to);
+  auto r = LoadConfigText(text, kFile);
+  EXPECT_FALSE(r.config.has_value());
+  ASSERT_EQ(r.errors.size(), 1u) << Dump(r.errors);
+  const ConfigError& e = r.errors[0];
+  EXPECT_EQ(e.file, kFile);
+  EXPECT_EQ(e.key, c.key) << e.ToString();
+  EXPECT_EQ(e.line, LineOf(text, c.marker)) << e.ToString();
+  EXPECT_NE(e.message.find(c.message), std::string::npos) << e.ToString();
+}
+
+const char* kEastRange = "              rows: [0, 1]\n              cols: [1, 1]";
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, BadConfig,
+    ::testing::Values(
+        BadCase{"YamlSyntax", "      name: 芙蓉区", "      name: 芙蓉区: 区", "", "芙蓉区: 区", "YAML syntax error"},
+        BadCase{"UnknownKey", "cell_size_m: 500", "cell_sise_m: 500", "city.grid.cell_sise_m", "cell_sise_m",
+                "unknown key (did you mean 'cell_size_m'?)"},
+        BadCase{"UnknownSection", "sla:\n", "slas:\n", "slas", "slas:", "unknown key (did you mean 'sla'?)"},
+        BadCase{"WrongType", "partitions: 4", "partitions: four", "kafka.partitions", "partitions:",
+                "expected an integer, got 'four'"},
+        BadCase{"ListWhereStringExpected", "    sensor: water_level", "    sensor: [water_level]", "rules[0].sensor",
+                "sensor:", "expected a string, got a list"},
+        BadCase{"BadDuration", "for: 2m", "for: 2 minutes", "rules[0].for", "for:", "expected a duration"},
+        BadCase{"UnknownSensorKind", "kind: water_level, lat: 28.171", "kind: water_levl, lat: 28.171",
+                "city.devices[0].kind", "water_levl", "unknown sensor kind 'water_levl' (did you mean 'water_level'?)"},
+        BadCase{"UnknownCatalogueDepartment", "{id: waterlogging, department: drainage",
+                "{id: waterlogging, department: drains", "city.catalogue[0].department", "department: drains",
+                "unknown department 'drains'"},
+        BadCase{"UnknownDefaultDepartment", "default_department: city_management", "default_department: cityhall",
+                "city.districts[0].default_department", "cityhall", "unknown department 'cityhall'"},
+        BadCase{"UnknownUnitDepartment", "department: drainage, lat: 28.17", "department: sewer, lat: 28.17",
+                "city.units[0].department", "sewer", "unknown department 'sewer'"},
+        BadCase{"UnknownUnitDistrict", "districts: [furong]", "districts: [furung]", "city.units[0].districts[0]",
+                "furung", "unknown district 'furung'"},
+        BadCase{"UnknownRuleCategory", "    category: waterlogging", "    category: flood", "rules[0].category",
+                "category: flood", "unknown category 'flood'"},
+        BadCase{"UnknownRuleSensor", "    sensor: water_level", "    sensor: water", "rules[0].sensor",
+                "sensor: water", "unknown sensor kind 'water'"},
+        BadCase{"OverrideOfUnknownDevice", "    for: 2m\n", "    for: 2m\n    overrides: {wl-9: {above: 0.4}}\n",
+                "rules[0].overrides.wl-9", "overrides:", "overrides unknown device 'wl-9'"},
+        BadCase{"OverrideWrongDirection", "    for: 2m\n", "    for: 2m\n    overrides: {wl-1: {below: 0.4}}\n",
+                "rules[0].overrides.wl-1.below", "overrides:", "override it with 'above'"},
+        BadCase{"UnknownSlaCategory", "{waterlogging: 4h}", "{waterlogged: 4h}", "sla.handle_by_category.waterlogged",
+                "waterlogged", "unknown category 'waterlogged'"},
+        BadCase{"LatOutOfRange", "lat: 28.176", "lat: 95.176", "city.devices[1].lat", "95.176",
+                "latitude must be within [-90, 90]"},
+        BadCase{"LonOutOfRange", "lon: 112.956}", "lon: 212.956}", "city.devices[1].lon", "212.956",
+                "longitude must be within [-180, 180]"},
+        BadCase{"DeviceOutsideGrid", "lat: 28.176, lon: 112.956", "lat: 28.276, lon: 112.956", "city.devices[1].lat",
+                "28.276", "outside the grid"},
+        BadCase{"UncoveredCell", kEastRange, "              rows: [0, 0]\n              cols: [1, 1]", "city.grid",
+                "  grid:", "1 grid cell(s) (row,col) belong to no community: (1,1)"},
+        BadCase{"OverlappingCommunities", kEastRange, "              rows: [0, 1]\n              cols: [0, 1]",
+                "city.districts[0].streets[0].communities[1]", "            - id: east", "overlaps community 'west'"},
+        BadCase{"CommunityOutsideGrid", kEastRange, "              rows: [0, 1]\n              cols: [1, 2]",
+                "city.districts[0].streets[0].communities[1].cols", "cols: [1, 2]", "the grid has 2 cols"},
+        BadCase{"GridWithoutRows", "rows: 2, cols: 2}", "rows: 0, cols: 2}", "city.grid.rows", "  grid:",
+                "must be within [1, 1000], got 0"},
+        BadCase{"DuplicateDeviceId", "{id: wl-2,", "{id: wl-1,", "city.devices[1].id", "lat: 28.176",
+                "duplicate device id 'wl-1' (first at city.devices[0])"},
+        BadCase{"DuplicateYamlKey", "    for: 2m\n", "    for: 2m\n    for: 3m\n", "rules[0].for", "for: 3m",
+                "duplicate key"},
+        BadCase{"AboveAndBelow", "    clear: 0.20", "    below: 0.10\n    clear: 0.20", "rules[0].below",
+                "below: 0.10", "exactly one of 'above' or 'below'"},
+        BadCase{"NeitherAboveNorBelow", "    above: 0.30\n", "", "rules[0]", "  - id: road-waterlogging",
+                "exactly one of 'above: X' or 'below: X'"},
+        BadCase{"ClearOnTheWrongSide", "clear: 0.20", "clear: 0.40", "rules[0].clear", "clear: 0.40",
+                "clear 0.4 must be <= 0.3"},
+        BadCase{"UnsupportedRuleKind", "kind: threshold", "kind: rate_of_change", "rules[0].kind", "rate_of_change",
+                "unsupported rule kind 'rate_of_change' (supported: threshold)"},
+        BadCase{"ActiveHoursOutOfRange", "    for: 2m\n", "    for: 2m\n    active_hours: [18, 24]\n",
+                "rules[0].active_hours", "active_hours", "both ends must be within [0, 23]"},
+        BadCase{"MissingRequiredKey", "          code: \"001\"\n          communities:", "          communities:",
+                "city.districts[0].streets[0].code", "        - id: dingwangtai", "missing required key"},
+        BadCase{"BadDistrictCode", "code: \"430102\"", "code: \"43010\"", "city.districts[0].code", "43010",
+                "must be 6 digits"},
+        BadCase{"BadPriority", "priority: high}", "priority: hihg}", "city.catalogue[0].priority", "hihg",
+                "expected a priority (urgent, high, normal, low)"},
+        BadCase{"PartitionsOutOfRange", "partitions: 4", "partitions: 300", "kafka.partitions", "partitions:",
+                "must be within [1, 256], got 300"},
+        BadCase{"ZeroBatch", "  partitions: 4\n", "  partitions: 4\n  batch: {max_messages: 0}\n",
+                "kafka.batch.max_messages", "batch:", "must be within [1, 1000000], got 0"},
+        BadCase{"BadUtcOffset", "city:\n", "city:\n  utc_offset: \"8 hours\"\n", "city.utc_offset", "utc_offset",
+                "expected a UTC offset such as \"+08:00\""},
+        BadCase{"ReservedSection", "sla:\n", "escalation: {remind_at: 0.5}\nsla:\n", "escalation", "escalation:",
+                "reserved"}),
+    [](const ::testing::TestParamInfo<BadCase>& param) { return std::string(param.param.name); });
+
+TEST(Config, ReportsEveryError) {
+  std::string text = Edit(kBase, "partitions: 4", "partitions: four");
+  text = Edit(text, "kind: water_level, lat: 28.171", "kind: water_levl, lat: 28.171");
+  text = Edit(text, "lat: 28.176", "lat: 95.176");
+  auto r = LoadConfigText(text, kFile);
+  EXPECT_FALSE(r.config.has_value());
+  ASSERT_EQ(r.errors.size(), 3u) << Dump(r.errors);
+  EXPECT_EQ(r.errors[0].key, "kafka.partitions");
+  EXPECT_EQ(r.errors[0].line, LineOf(text, "partitions: four"));
+  EXPECT_EQ(r.errors[1].key, "city.devices[0].kind");
+  EXPECT_EQ(r.errors[1].line, LineOf(text, "water_levl"));
+  EXPECT_EQ(r.errors[2].key, "city.devices[1].lat");
+  EXPECT_EQ(r.errors[2].line, LineOf(text, "95.176"));
+}
+
+TEST(Config, SyntaxErrorInAFileNamesTheFile) {
+  testing::TempDir dir;
+  const std::string path = dir.file("broken.yaml");
+  testing::WriteFile(path, "kafka:\n  partitions: [4\ncity: {}\n");
+  auto r = LoadConfigFile(path);
+  ASSERT_EQ(r.errors.size(), 1u) << Dump(r.errors);
+  EXPECT_EQ(r.errors[0].file, path);
+  EXPECT_GT(r.errors[0].line, 0);
+  EXPECT_NE(r.errors[0].message.find("YAML syntax error"), std::string::npos);
+}
+
+TEST(Config, MissingFileIsOneError) {
+  auto r = LoadConfigFile("/nonexistent/cityloop.yaml");
+  EXPECT_FALSE(r.config.has_value());
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].file, "/nonexistent/cityloop.yaml");
+  EXPECT_EQ(r.errors[0].line, 0);
+}
+
+TEST(Config, OddDocumentsAreErrorsNotExceptions) {
+  for (const char* text : {"", "just a string", "- a\n- b\n", "{}", "city: 3\n", "city:\n", "\t\x01\xff: [", "rules: x\n"}) {
+    auto r = LoadConfigText(text, kFile);
+    EXPECT_FALSE(r.config.has_value()) << text;
+    EXPECT_FALSE(r.errors.empty()) << text;
+  }
+  auto r = LoadConfigText("{}", kFile);
+  ASSERT_EQ(r.errors.size(), 1u) << Dump(r.errors);
+  EXPECT_EQ(r.errors[0].key, "city");
+  EXPECT_EQ(r.errors[0].message, "missing required key");
+}
+
+}  // namespace
+}  // namespace cityloop

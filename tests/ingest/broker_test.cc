@@ -1,0 +1,165 @@
+#include "ingest/broker.h"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "ingest/kafka.h"
+#include "tests/support/test_support.h"
+
+namespace cityloop::ingest {
+namespace {
+
+using cityloop::testing::RunCommand;
+
+std::unique_ptr<EmbeddedBroker> StartBroker(const BrokerOptions& options) {
+  auto broker = EmbeddedBroker::Start(options);
+  EXPECT_TRUE(broker.ok()) << broker.status().ToString();
+  return broker.ok() ? std::move(broker).value() : nullptr;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
+TEST(EmbeddedBroker, StartsWithTopicsAndPartitionCounts) {
+  BrokerOptions o;
+  o.topics = {{"t.three", 3}, {"t.one", 1}, {"t.eight", 8}};
+  auto broker = StartBroker(o);
+  ASSERT_TRUE(broker);
+  EXPECT_TRUE(std::regex_match(broker->bootstrap(), std::regex(R"(127\.0\.0\.1:[0-9]+)"))) << broker->bootstrap();
+  for (const auto& [topic, partitions] : o.topics) {
+    auto n = PartitionCount(broker->bootstrap(), topic);
+    ASSERT_TRUE(n.ok()) << topic << ": " << n.status().ToString();
+    EXPECT_EQ(*n, partitions) << topic;
+  }
+}
+
+TEST(EmbeddedBroker, RejectsBadOptions) {
+  BrokerOptions o;
+  o.brokers = 0;
+  EXPECT_FALSE(EmbeddedBroker::Start(o).ok());
+  o.brokers = 1;
+  o.topics = {{"t", 0}};
+  EXPECT_FALSE(EmbeddedBroker::Start(o).ok());
+}
+
+TEST(EmbeddedBroker, BrokerOptionsForCoversEveryConfiguredTopic) {
+  KafkaOptions k;
+  k.partitions = 6;
+  k.topics.sensors = "my.sensors";
+  BrokerOptions o = BrokerOptionsFor(k);
+  std::set<std::string> names;
+  for (const auto& [topic, partitions] : o.topics) {
+    names.insert(topic);
+    EXPECT_EQ(partitions, 6) << topic;
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"my.sensors", "city.camera.frames", "city.camera.detections",
+                                          "city.reports", "city.units", "cityloop.commands", "cityloop.cases",
+                                          "cityloop.dispatch", "cityloop.dlq"}));
+
+  auto broker = StartBroker(o);
+  ASSERT_TRUE(broker);
+  for (const auto& [topic, partitions] : o.topics) {
+    auto n = PartitionCount(broker->bootstrap(), topic);
+    ASSERT_TRUE(n.ok()) << topic << ": " << n.status().ToString();
+    EXPECT_EQ(*n, 6) << topic;
+  }
+}
+
+TEST(EmbeddedBroker, PartitionCountOfMissingTopicIsNotFoundAndCreatesNothing) {
+  auto broker = StartBroker({});
+  ASSERT_TRUE(broker);
+  auto n = PartitionCount(broker->bootstrap(), "no.such.topic", 3000);
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kNotFound) << n.status().ToString();
+  n = PartitionCount(broker->bootstrap(), "no.such.topic", 3000);
+  EXPECT_EQ(n.status().code(), StatusCode::kNotFound) << n.status().ToString();
+}
+
+TEST(EmbeddedBroker, TopicsAutoCreatedByProducersGetDefaultPartitions) {
+  BrokerOptions o;
+  ASSERT_EQ(o.default_partitions, 4);  // the mock cluster's fixed auto-create count
+  auto broker = StartBroker(o);
+  ASSERT_TRUE(broker);
+  ProducerOptions po;
+  po.bootstrap = broker->bootstrap();
+  auto producer = KafkaProducer::Create(po);
+  ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+  ASSERT_TRUE((*producer)->Produce("auto.created", "k", "v").ok());
+  ASSERT_TRUE((*producer)->Flush(10000).ok());
+  auto n = PartitionCount(broker->bootstrap(), "auto.created");
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, o.default_partitions);
+}
+
+TEST(EmbeddedBroker, KcatProducesAndConsumes) {
+  BrokerOptions o;
+  o.topics = {{"kcat.in", 1}, {"kcat.out", 1}};
+  auto broker = StartBroker(o);
+  ASSERT_TRUE(broker);
+  const std::string addr = broker->bootstrap();
+
+  // kcat -> broker -> kcat
+  std::string out;
+  ASSERT_EQ(RunCommand({"sh", "-c", "printf 'alpha\\nbeta\\ngamma\\n' | kcat -P -b " + addr + " -t kcat.in"}, &out),
+            0)
+      << out;
+  ASSERT_EQ(RunCommand({"kcat", "-C", "-b", addr, "-t", "kcat.in", "-o", "beginning", "-e", "-q"}, &out), 0) << out;
+  EXPECT_EQ(Lines(out), (std::vector<std::string>{"alpha", "beta", "gamma"}));
+
+  // KafkaProducer -> broker -> kcat, with key and header
+  ProducerOptions po;
+  po.bootstrap = addr;
+  auto producer = KafkaProducer::Create(po);
+  ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+  ASSERT_TRUE((*producer)->Produce("kcat.out", "dev-1", "reading", {{"x-h", "hv"}}).ok());
+  ASSERT_TRUE((*producer)->Flush(10000).ok());
+  ASSERT_EQ(RunCommand({"kcat", "-C", "-b", addr, "-t", "kcat.out", "-o", "beginning", "-e", "-q", "-f",
+                        "%k|%s|%h\\n"},
+                       &out),
+            0)
+      << out;
+  EXPECT_EQ(Lines(out), (std::vector<std::string>{"dev-1|reading|x-h=hv"}));
+}
+
+// The mock keeps ~5 MiB per partition and drops the oldest batches beyond it.
+TEST(EmbeddedBroker, DropsOldestDataBeyondFiveMiBPerPartition) {
+  BrokerOptions o;
+  o.topics = {{"big", 1}};
+  auto broker = StartBroker(o);
+  ASSERT_TRUE(broker);
+  ProducerOptions po;
+  po.bootstrap = broker->bootstrap();
+  po.linger_ms = 0;
+  auto producer = KafkaProducer::Create(po);
+  ASSERT_TRUE(producer.ok()) << producer.status().ToString();
+  const std::string value(256 * 1024, 'x');
+  const int n = 32;  // 8 MiB
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE((*producer)->Produce("big", "k", value).ok());
+    ASSERT_TRUE((*producer)->Flush(10000).ok());  // one batch per message
+  }
+  std::string out;
+  ASSERT_EQ(RunCommand({"kcat", "-C", "-b", broker->bootstrap(), "-t", "big", "-o", "beginning", "-e", "-q", "-f",
+                        "%o\\n"},
+                       &out),
+            0)
+      << out.substr(0, 500);
+  auto offsets = Lines(out);
+  ASSERT_FALSE(offsets.empty());
+  EXPECT_GT(std::stoll(offsets.front()), 0) << "nothing was dropped";
+  EXPECT_EQ(std::stoll(offsets.back()), n - 1);
+  // What is left fits in 5 MiB (plus the newest batch).
+  EXPECT_LE(offsets.size() * value.size(), size_t{5} * 1024 * 1024 + value.size());
+}
+
+}  // namespace
+}  // namespace cityloop::ingest
