@@ -132,6 +132,7 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop) {
   EngineOptions eo;
   eo.bootstrap = bootstrap;
   eo.store_path = args.store;
+  eo.exit_when_caught_up = args.exit_when_caught_up;
   auto engine = Engine::Create(city, eo, clock, &metrics);
   if (!engine.ok()) {
     spdlog::error("engine failed to start: {}", engine.status().ToString());

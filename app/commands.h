@@ -37,6 +37,7 @@ struct RunArgs {
   uint64_t seed = 1;
   double rate = 20;
   bool summary = false;
+  bool exit_when_caught_up = false;
 };
 int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop);
 

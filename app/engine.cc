@@ -55,15 +55,21 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
       });
   if (!consumer.ok()) return consumer.status();
   e->consumer_ = std::move(consumer).value();
+  if (options.exit_when_caught_up) {
+    auto q = ingest::OffsetQuery::Create(bootstrap, cfg.kafka.properties);
+    if (!q.ok()) return q.status();
+    e->offsets_ = std::move(q).value();
+  }
   spdlog::info("engine started: bootstrap {}, store {}, group {}", bootstrap, path, cfg.kafka.group_id);
   return e;
 }
 
-Status Engine::Step() {
+Status Engine::Step(bool* idle) {
   const auto& kafka = city_->config().kafka;
   batch_.clear();
   CL_RETURN_IF_ERROR(consumer_->Poll(static_cast<size_t>(kafka.batch_max_messages),
                                      static_cast<int>(kafka.batch_max_ms), &batch_));
+  *idle = batch_.empty();
   if (!batch_.empty()) {
     FaultPoint("after_poll");
     Status st = pipeline_->Process(batch_, &result_);
@@ -85,11 +91,32 @@ Status Engine::Step() {
   return Status::Ok();
 }
 
+Result<bool> Engine::CaughtUp() {
+  if (!ready() || publisher_->in_flight() > 0) return false;
+  const auto assignment = consumer_->Assignment();
+  if (assignment.empty()) return false;
+  for (const auto& p : assignment) {
+    auto high = offsets_->HighWatermark(p.topic, p.partition);
+    if (!high.ok()) return high.status();
+    if (store_->GetOffset({p.topic, p.partition}).value_or(0) < *high) return false;
+  }
+  return true;
+}
+
 Status Engine::Run(const std::atomic<bool>& stop) {
   Status result;
   while (!stop.load()) {
-    result = Step();
+    bool idle = false;
+    result = Step(&idle);
     if (!result.ok()) break;
+    if (options_.exit_when_caught_up && idle) {
+      auto done = CaughtUp();
+      if (!done.ok()) spdlog::warn("cannot tell whether input is consumed: {}", done.status().ToString());
+      if (done.ok() && *done) {
+        spdlog::info("caught up with the input; exiting");
+        break;
+      }
+    }
   }
   Status drained = publisher_->Drain(10000);
   if (!drained.ok()) spdlog::warn("shutdown: {} (they stay in the outbox and are sent on restart)", drained.message());

@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "ingest/kafka.h"
+#include "ingest/offset_query.h"
 #include "storage/store.h"
 
 namespace cityloop::app {
@@ -25,6 +26,9 @@ struct EngineOptions {
   std::string bootstrap;        // overrides kafka.bootstrap when set
   std::string store_path;       // overrides storage.path when set
   size_t max_in_flight = 50000; // outbox records in flight before consumption pauses
+  // Return from Run() once every assigned partition is consumed up to its
+  // high watermark and the outbox is empty (catch up a backlog, then exit).
+  bool exit_when_caught_up = false;
 };
 
 class Engine {
@@ -41,7 +45,9 @@ class Engine {
 
  private:
   Engine() = default;
-  Status Step();
+  // Whether the last poll found nothing to do.
+  Status Step(bool* idle);
+  Result<bool> CaughtUp();
 
   std::shared_ptr<const CityModel> city_;
   EngineOptions options_;
@@ -50,6 +56,7 @@ class Engine {
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<OutboxPublisher> publisher_;
   std::unique_ptr<ingest::KafkaConsumer> consumer_;
+  std::unique_ptr<ingest::OffsetQuery> offsets_;
   std::vector<ingest::Message> batch_;
   BatchResult result_;
   bool paused_ = false;

@@ -506,18 +506,20 @@ struct Keys {
               }
               auto& out = Field(acc, o);
               std::set<std::string> seen;
-              for (auto it = n.begin(); it != n.end(); ++it) {
-                if (!IsScalar(ctx, it->first, path, "a key")) continue;
-                const std::string k = it->first.Scalar();
+              for (const auto& kv : n) {
+                const YAML::Node key = kv.first;  // copies: yaml-cpp iterators hand out temporaries
+                const YAML::Node value = kv.second;
+                if (!IsScalar(ctx, key, path, "a key")) continue;
+                const std::string k = key.Scalar();
                 const std::string kp = Join(path, k);
-                ctx.Note(kp, LineOf(it->first));
+                ctx.Note(kp, LineOf(key));
                 if (!seen.insert(k).second) {
-                  ctx.Error(kp, LineOf(it->first), "duplicate key");
+                  ctx.Error(kp, LineOf(key), "duplicate key");
                   continue;
                 }
-                if (auto v = read(ctx, it->second, kp)) {
+                if (auto v = read(ctx, value, kp)) {
                   bool ok = true;
-                  RunCheck(ctx, check, *v, kp, LineOf(it->second), &ok);
+                  RunCheck(ctx, check, *v, kp, LineOf(value), &ok);
                   if (ok) out[k] = *v;
                 }
               }
@@ -571,21 +573,23 @@ struct Keys {
               }
               auto& out = Field(acc, o);
               std::set<std::string> seen;
-              for (auto it = n.begin(); it != n.end(); ++it) {
-                if (!IsScalar(ctx, it->first, path, "a key")) continue;
-                const std::string k = it->first.Scalar();
+              for (const auto& kv : n) {
+                const YAML::Node key = kv.first;  // copies: yaml-cpp iterators hand out temporaries
+                const YAML::Node value = kv.second;
+                if (!IsScalar(ctx, key, path, "a key")) continue;
+                const std::string k = key.Scalar();
                 const std::string kp = Join(path, k);
-                ctx.Note(kp, LineOf(it->first));
+                ctx.Note(kp, LineOf(key));
                 if (!seen.insert(k).second) {
-                  ctx.Error(kp, LineOf(it->first), "duplicate key");
+                  ctx.Error(kp, LineOf(key), "duplicate key");
                   continue;
                 }
                 if (auto p = IdProblem(k); !p.empty()) {
-                  ctx.Error(kp, LineOf(it->first), p);
+                  ctx.Error(kp, LineOf(key), p);
                   continue;
                 }
                 Elem e = init(k, out);
-                if (!it->second.IsNull()) ReadMap<Elem>(ctx, it->second, kp, table(), e);
+                if (!value.IsNull()) ReadMap<Elem>(ctx, value, kp, table(), e);
                 out[k] = std::move(e);
               }
             }};
@@ -606,9 +610,9 @@ void ReadMap(Ctx& ctx, const YAML::Node& node, const std::string& path, const Ke
     return;
   }
   std::set<std::string> seen, present;  // keys written; keys with a value
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& k = it->first;
-    const YAML::Node& v = it->second;
+  for (const auto& kv : node) {
+    const YAML::Node k = kv.first;  // copies: yaml-cpp iterators hand out temporaries
+    const YAML::Node v = kv.second;
     if (!IsScalar(ctx, k, path, "a key")) continue;
     const std::string name = k.Scalar();
     const std::string kp = Join(path, name);

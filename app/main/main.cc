@@ -52,6 +52,8 @@ int main(int argc, char** argv) {
   r->add_option("--seed", run.seed, "Simulator seed");
   r->add_option("--rate", run.rate, "Simulator readings per second");
   r->add_flag("--summary", run.summary, "Print a live summary to stdout every 2 s");
+  r->add_flag("--exit-when-caught-up", run.exit_when_caught_up,
+              "Exit once all input is consumed and every output delivered (backlog catch-up, tests)");
 
   SimulateArgs sim;
   auto* s = app.add_subcommand("simulate", "Produce a realistic city's sensor readings with injected incidents");
