@@ -47,6 +47,5 @@ function(cityloop_test name)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   cityloop_target_warnings(${name})
   cityloop_target_sanitizers(${name})
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
-    PROPERTIES LABELS "${T_LABELS}" ENVIRONMENT "CITYLOOP_BIN=${CMAKE_BINARY_DIR}/bin/cityloop;CITYLOOP_ROOT=${PROJECT_SOURCE_DIR}")
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${T_LABELS}")
 endfunction()

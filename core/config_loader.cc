@@ -1215,12 +1215,12 @@ void CheckRules(Ctx& ctx, Root& root, const std::set<std::string>& kinds, const 
       to.raise = above ? o.above : o.below;
       to.clear = o.clear;
       to.min_duration_ms = o.for_ms;
+      // As for the rule, an override's clear defaults to its own raise level
+      // (detect/ and the simulator read it that way).
       const double raise = to.raise.value_or(r.raise);
-      const double clear = to.clear.value_or(r.clear);
-      if (ctx.Ok(Join(op, "clear")) && ctx.Ok(Join(op, LevelWord(r.direction))) && !normal_side(clear, raise)) {
-        ctx.Error(to.clear ? Join(op, "clear") : Join(op, LevelWord(r.direction)),
-                  "clear " + Num(clear) + (to.clear ? "" : " (from the rule)") + " must be " + (above ? "<= " : ">= ") +
-                      Num(raise) + (to.clear ? "" : "; set clear in the override too"));
+      if (to.clear && ctx.Ok(Join(op, "clear")) && !normal_side(*to.clear, raise)) {
+        ctx.Error(Join(op, "clear"), "clear " + Num(*to.clear) + " must be " + (above ? "<= " : ">= ") + Num(raise) +
+                                         (to.raise ? "" : " (the rule's level)"));
         continue;
       }
       r.overrides[dev] = to;

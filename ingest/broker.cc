@@ -12,8 +12,10 @@
 //   OFFSET_OUT_OF_RANGE and falls back to auto.offset.reset. Nothing is ever
 //   written to disk; the data dies with the process. The limits are fixed
 //   (no API or property changes them).
-// * Auto-creation. A Metadata request that allows auto-creation (producers
-//   by default, kcat -P) or a Produce to an unknown topic creates it with
+// * Auto-creation. The mock answers Metadata only up to v2, which has no
+//   AllowAutoTopicCreation flag, so ANY Metadata request naming an unknown
+//   topic (a producer, a consumer subscribing, kcat -P or -C, whatever the
+//   client's allow.auto.create.topics says) creates it with
 //   mcluster->defaults.partition_cnt partitions, which is hard-coded to 4
 //   with replication min(3, brokers); 2.0.2 has no setter and no
 //   CreateTopics handler. So BrokerOptions::default_partitions is honoured
@@ -23,14 +25,20 @@
 //   LeaveGroup, OffsetCommit and OffsetFetch are implemented (classic eager
 //   protocol; the leader's first assignor wins). The first join of an empty
 //   group waits 3 s (like group.initial.rebalance.delay.ms); a later rebalance
-//   waits up to session.timeout.ms - 1 s for members to rejoin. Committed
-//   offsets live in memory only.
+//   waits up to session.timeout.ms - 1 s for members to rejoin. A member with
+//   session.timeout.ms below 3 s therefore expires while waiting for its
+//   first join and never gets an assignment. Committed offsets live in
+//   memory only.
+//
+// CITYLOOP_MOCK_DEBUG=<librdkafka debug contexts> (e.g. "mock") logs the
+// mock's protocol traffic at debug level.
 #include "ingest/broker.h"
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <set>
 
 #include "ingest/kafka_internal.h"
@@ -92,6 +100,9 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(const BrokerOption
       !kafka_internal::SetConf(conf, "log.connection.close", "false", &err)) {
     rd_kafka_conf_destroy(conf);
     return Status::Internal("embedded broker: " + err);
+  }
+  if (const char* dbg = std::getenv("CITYLOOP_MOCK_DEBUG"); dbg && *dbg) {
+    if (!kafka_internal::SetConf(conf, "debug", dbg, &err)) spdlog::warn("embedded broker: {}", err);
   }
   kafka_internal::InstallLogger(conf);
   char errstr[512];

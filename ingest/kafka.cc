@@ -532,6 +532,10 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const ProducerOptio
 }
 
 Result<int> PartitionCount(const std::string& bootstrap, const std::string& topic, int timeout_ms) {
+  // Asks for every topic rather than this one: a Metadata request naming an
+  // unknown topic auto-creates it on brokers that allow that, and the mock
+  // cluster always does (it speaks Metadata v2, which has no
+  // AllowAutoTopicCreation flag).
   auto conf = MakeConf(
       {{"bootstrap.servers", bootstrap}, {"client.id", "cityloop-metadata"}, {"log.connection.close", "false"}},
       {}, {{"allow.auto.create.topics", "false"}});
@@ -542,14 +546,13 @@ Result<int> PartitionCount(const std::string& bootstrap, const std::string& topi
     rd_kafka_conf_destroy(*conf);
     return Status::InvalidArgument(std::string("metadata client: ") + errstr);
   }
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
   Result<int> result = Status::Unavailable("metadata for " + topic + ": timed out");
   while (true) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     const rd_kafka_metadata_t* md = nullptr;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, static_cast<int>(left.count()));
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, nullptr, &md, static_cast<int>(left.count()));
     if (e) {
       result = Status::Unavailable("metadata for " + topic + ": " + Err(e));
       if (e == RD_KAFKA_RESP_ERR__TIMED_OUT) break;
@@ -557,6 +560,7 @@ Result<int> PartitionCount(const std::string& bootstrap, const std::string& topi
       continue;
     }
     bool retry = false;
+    result = Status::NotFound("topic " + topic + " does not exist");
     for (int i = 0; i < md->topic_cnt; ++i) {
       const rd_kafka_metadata_topic_t& t = md->topics[i];
       if (topic != t.topic) continue;
@@ -574,7 +578,6 @@ Result<int> PartitionCount(const std::string& bootstrap, const std::string& topi
     if (!retry) break;
     rd_kafka_poll(rk, 50);
   }
-  rd_kafka_topic_destroy(rkt);
   rd_kafka_destroy(rk);
   return result;
 }

@@ -10,14 +10,17 @@
 // A JSON null counts as absent. A device_id longer than 128 characters is
 // out_of_range. ts accepts an integer (or an integral number such as
 // 1764316800000.0) of epoch ms, or an RFC 3339 string. Unknown fields are
-// skipped; a repeated field keeps its last value.
+// checked for syntax and otherwise ignored; a repeated field keeps its last
+// value.
 #include "ingest/sensor_decoder.h"
 
 #include <simdjson.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -93,6 +96,59 @@ bool IsJsonNumber(std::string_view s) {
   return i == s.size();
 }
 
+// Shortest text that reads back as d: 20 rather than 20.000000.
+std::string Num(double d) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
+  return ec == std::errc() ? std::string(buf, end) : std::to_string(d);
+}
+
+// Walks a value the decoder does not use, so that malformed JSON inside an
+// unknown field is still reported as malformed_json.
+bool Validate(od::value v) {
+  od::json_type t;
+  if (v.type().get(t) != simdjson::SUCCESS) return false;
+  switch (t) {
+    case od::json_type::array: {
+      od::array a;
+      if (v.get_array().get(a) != simdjson::SUCCESS) return false;
+      for (auto element : a) {
+        od::value e;
+        if (std::move(element).get(e) != simdjson::SUCCESS || !Validate(e)) return false;
+      }
+      return true;
+    }
+    case od::json_type::object: {
+      od::object o;
+      if (v.get_object().get(o) != simdjson::SUCCESS) return false;
+      for (auto member : o) {
+        od::field f;
+        std::string_view key;
+        if (std::move(member).get(f) != simdjson::SUCCESS || f.unescaped_key().get(key) != simdjson::SUCCESS ||
+            !Validate(f.value())) {
+          return false;
+        }
+      }
+      return true;
+    }
+    case od::json_type::number:
+      return IsJsonNumber(Trim(v.raw_json_token()));
+    case od::json_type::string: {
+      std::string_view str;
+      return v.get_string().get(str) == simdjson::SUCCESS;
+    }
+    case od::json_type::boolean: {
+      bool b;
+      return v.get_bool().get(b) == simdjson::SUCCESS;
+    }
+    case od::json_type::null: {
+      bool is_null = false;
+      return v.is_null().get(is_null) == simdjson::SUCCESS && is_null;
+    }
+  }
+  return false;
+}
+
 Rejection Reject(const char* reason, std::string detail) { return Rejection{reason, std::move(detail)}; }
 
 std::string FieldValue(const char* name, const Field& f) {
@@ -159,10 +215,12 @@ struct SensorDecoder::Impl {
         break;
       }
       case od::json_type::array:
-        f->raw = "[...]";  // skipped by the iterator
+        f->raw = "[...]";
+        if (!Validate(v)) return false;
         break;
       case od::json_type::object:
         f->raw = "{...}";
+        if (!Validate(v)) return false;
         break;
     }
     f->present = true;
@@ -222,8 +280,11 @@ DecodeOutcome SensorDecoder::Decode(std::string_view value, int64_t now_ms) {
     else if (key == "unit") target = &unit;
     else if (key == "lat") target = &lat;
     else if (key == "lon") target = &lon;
-    if (!target) continue;  // unknown field: skipped by the iterator
-    if (!Impl::Capture(field.value(), target)) return malformed("bad value");
+    if (!target) {
+      if (!Validate(field.value())) return malformed("bad value in field " + Shown(key));
+      continue;
+    }
+    if (!Impl::Capture(field.value(), target)) return malformed("bad value in field " + std::string(key));
   }
   // Anything after the closing brace is trailing garbage.
   const char* rest = nullptr;
@@ -290,8 +351,8 @@ DecodeOutcome SensorDecoder::Decode(std::string_view value, int64_t now_ms) {
 
   const SensorKind* sk = city.FindSensorKind(kind.str);
   if (sk && (val.num < sk->min || val.num > sk->max)) {
-    return Reject(reason::kOutOfRange, FieldValue("value", val) + " outside [" + std::to_string(sk->min) + ", " +
-                                           std::to_string(sk->max) + "] for kind " + std::string(kind.str));
+    return Reject(reason::kOutOfRange, FieldValue("value", val) + " outside [" + Num(sk->min) + ", " + Num(sk->max) +
+                                           "] for kind " + std::string(kind.str));
   }
 
   const Device* device = city.FindDevice(device_id.str);
@@ -312,8 +373,8 @@ DecodeOutcome SensorDecoder::Decode(std::string_view value, int64_t now_ms) {
   }
   const std::optional<int> cell = city.grid().CellAt(position);
   if (!cell) {
-    return Reject(reason::kOutsideCity, "position " + std::to_string(position.lat) + "," +
-                                            std::to_string(position.lon) + " of device_id=" +
+    return Reject(reason::kOutsideCity, "position " + Num(position.lat) + "," + Num(position.lon) +
+                                            (lat.present ? " (from the message)" : " (registered)") + " of device_id=" +
                                             Shown(device_id.str) + " is outside the city grid");
   }
 

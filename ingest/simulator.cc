@@ -347,12 +347,12 @@ struct Simulator::Impl {
     hi = std::min(hi, KindMax(*d));
     if (above) {
       if (hi <= raise + 0.05 * mag) return;
-      lo = std::clamp(lo, raise + 0.05 * mag, raise + 0.5 * (hi - raise) + 0.05 * mag);
-      lo = std::min(lo, hi);
+      lo = std::max(lo, raise + 0.05 * mag);
+      if (lo > hi) lo = raise + 0.5 * (hi - raise);
     } else {
       if (lo >= raise - 0.05 * mag) return;
-      hi = std::clamp(hi, raise - 0.5 * (raise - lo) - 0.05 * mag, raise - 0.05 * mag);
-      hi = std::max(hi, lo);
+      hi = std::min(hi, raise - 0.05 * mag);
+      if (hi < lo) hi = raise - 0.5 * (raise - lo);
     }
     IncidentPlan p;
     p.spec = spec;

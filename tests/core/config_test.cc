@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
+#include <ostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -76,6 +78,8 @@ int LineOf(const std::string& text, const std::string& needle) {
   if (at == std::string::npos) return -1;
   return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n'));
 }
+
+std::string ExamplePath() { return testing::ExampleConfigPath(); }
 
 std::string Dump(const std::vector<ConfigError>& errors) {
   std::string out;
@@ -163,6 +167,15 @@ TEST(Config, OverridesUseTheRulesDirection) {
   EXPECT_EQ(o.min_duration_ms, 300000);
 }
 
+TEST(Config, OverrideClearMustBeOnTheNormalSide) {
+  auto r = LoadConfigText(
+      Edit(kBase, "    for: 2m\n", "    for: 2m\n    overrides: {wl-2: {above: 0.5, clear: 0.6}, wl-1: {clear: 0.1}}\n"),
+      kFile);
+  ASSERT_EQ(r.errors.size(), 1u) << Dump(r.errors);
+  EXPECT_EQ(r.errors[0].key, "rules[0].overrides.wl-2.clear");
+  EXPECT_NE(r.errors[0].message.find("clear 0.6 must be <= 0.5"), std::string::npos) << r.errors[0].ToString();
+}
+
 TEST(Config, BuiltinSensorKindsMatchTheContract) {
   const auto kinds = BuiltinSensorKinds();
   const std::vector<std::string> want = {"water_level",  "rainfall",      "gas_ppm",       "manhole_tilt",
@@ -191,7 +204,7 @@ TEST(Config, ErrorToString) {
 // The example config
 
 TEST(ExampleConfig, LoadsWithoutErrors) {
-  auto r = LoadConfigFile(testing::ExampleConfigPath());
+  auto r = LoadConfigFile(ExamplePath());
   ASSERT_TRUE(r.errors.empty()) << Dump(r.errors);
   ASSERT_TRUE(r.config.has_value());
   auto model = CityModel::Build(*r.config);
@@ -203,7 +216,7 @@ TEST(ExampleConfig, LoadsWithoutErrors) {
 }
 
 TEST(ExampleConfig, HasWhatTheSimulatorAndDetectorsNeed) {
-  auto r = LoadConfigFile(testing::ExampleConfigPath());
+  auto r = LoadConfigFile(ExamplePath());
   ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
   const Config& c = *r.config;
   const GridIndex grid(c.city.grid);
@@ -290,7 +303,7 @@ TEST(ExampleConfig, HasWhatTheSimulatorAndDetectorsNeed) {
 // Loading must never throw, whatever the text: every prefix of the example
 // either loads or yields located errors.
 TEST(ExampleConfig, TruncatedTextNeverThrows) {
-  const std::string text = testing::ReadFile(testing::ExampleConfigPath());
+  const std::string text = testing::ReadFile(ExamplePath());
   ASSERT_FALSE(text.empty());
   for (size_t n = 0; n < text.size(); n += 89) {
     auto r = LoadConfigText(text.substr(0, n), "cut.yaml");
@@ -310,6 +323,9 @@ struct BadCase {
   std::string marker;     // the expected line is the first line holding this (after the edit)
   std::string message;    // a part of the expected message
 };
+
+// Printed as its name (ctest lists parameterised tests with their parameter).
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
 
 class BadConfig : public ::testing::TestWithParam<BadCase> {};
 

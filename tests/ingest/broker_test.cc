@@ -98,6 +98,20 @@ TEST(EmbeddedBroker, TopicsAutoCreatedByProducersGetDefaultPartitions) {
   auto n = PartitionCount(broker->bootstrap(), "auto.created");
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, o.default_partitions);
+
+  // A consumer's subscription alone creates the topic too.
+  ConsumerOptions co;
+  co.bootstrap = broker->bootstrap();
+  co.group_id = "g-auto";
+  co.topics = {"auto.subscribed"};
+  auto consumer = KafkaConsumer::Create(co, nullptr);
+  ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
+  EXPECT_TRUE(cityloop::testing::WaitFor([&] {
+    std::vector<Message> out;
+    EXPECT_TRUE((*consumer)->Poll(10, 50, &out).ok());
+    auto count = PartitionCount(broker->bootstrap(), "auto.subscribed", 1000);
+    return count.ok() && *count == o.default_partitions;
+  }));
 }
 
 TEST(EmbeddedBroker, KcatProducesAndConsumes) {

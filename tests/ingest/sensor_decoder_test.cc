@@ -33,11 +33,9 @@ std::shared_ptr<const CityModel> TestCity() {
   com.col_from = 0;
   com.col_to = 39;
   c.city.communities = {com};
-  // The kinds this test needs, as CONTRACT.md names them (defined here rather
-  // than via BuiltinSensorKinds() so the ingest suite does not depend on the
-  // config loader).
-  c.city.sensor_kinds["water_level"] = {"water_level", "m", -5, 20, 60000};
-  c.city.sensor_kinds["gas_ppm"] = {"gas_ppm", "ppm", 0, 100000, 60000};
+  c.city.sensor_kinds = BuiltinSensorKinds();
+  c.city.sensor_kinds["water_level"].min = -1;  // pinned: the range cases below rely on [-1, 10]
+  c.city.sensor_kinds["water_level"].max = 10;
   c.city.devices = {{"wl-0012", "water_level", {28.15, 112.95}, "Wuyi Rd underpass"},
                     {"wl-far", "water_level", {35.0, 112.95}, "misplaced"}};
   auto city = CityModel::Build(c);
@@ -182,8 +180,8 @@ std::vector<RejectCase> RejectCases() {
        reason::kFutureTimestamp, "ts="},
       {"stale", Msg(kId + kKind + "\"ts\":" + std::to_string(kNow - 31LL * 86400000) + "," + kValue),
        reason::kStaleTimestamp, "ts="},
-      {"value_above_max", Msg(kId + kKind + kTsField + R"("value":25.5)"), reason::kOutOfRange, "value=25.5"},
-      {"value_below_min", Msg(kId + kKind + kTsField + R"("value":-6)"), reason::kOutOfRange, "value=-6"},
+      {"value_above_max", Msg(kId + kKind + kTsField + R"("value":10.5)"), reason::kOutOfRange, "value=10.5"},
+      {"value_below_min", Msg(kId + kKind + kTsField + R"("value":-1.5)"), reason::kOutOfRange, "value=-1.5"},
       {"lat_beyond_pole", Msg(ok_body + R"(,"lat":95,"lon":112.98)"), reason::kOutOfRange, "lat=95"},
       {"lon_beyond_180", Msg(ok_body + R"(,"lat":28.19,"lon":200.5)"), reason::kOutOfRange, "lon=200.5"},
       {"device_id_too_long", Msg("\"device_id\":\"" + std::string(129, 'd') + "\"," + kKind + kTsField + kValue),
@@ -227,6 +225,11 @@ TEST_F(SensorDecoderTest, DetailTruncatesLongValues) {
   EXPECT_NE(r.detail.find("value="), std::string::npos);
   EXPECT_EQ(r.detail.find(std::string(81, 'v')), std::string::npos) << r.detail;
   EXPECT_NE(r.detail.find(std::string(79, 'v')), std::string::npos) << r.detail;
+}
+
+TEST_F(SensorDecoderTest, RangeLimitsAreInclusive) {
+  EXPECT_DOUBLE_EQ(Accept(Msg(kId + kKind + kTsField + R"("value":10)")).value, 10);
+  EXPECT_DOUBLE_EQ(Accept(Msg(kId + kKind + kTsField + R"("value":-1)")).value, -1);
 }
 
 TEST_F(SensorDecoderTest, TimestampLimitsAreInclusive) {

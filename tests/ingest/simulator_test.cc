@@ -383,7 +383,7 @@ void CheckIncidentsHold(const CityModel& city, const SimRun& run, double period_
     bool beyond = false;
     int64_t since = 0;
     int64_t prev = inc.start_ms;
-    double peak = rule->rule->direction == ThresholdDirection::kAbove ? -1e300 : 1e300;
+    double peak = -1e300;  // the highest value seen
     ASSERT_TRUE(by_device.count(inc.device_id)) << inc.ToJson();
     for (const Parsed* p : by_device.at(inc.device_id)) {
       if (p->ts < inc.start_ms || p->ts >= inc.end_ms) continue;
@@ -397,10 +397,10 @@ void CheckIncidentsHold(const CityModel& city, const SimRun& run, double period_
       } else {
         beyond = false;
       }
-      peak = rule->rule->direction == ThresholdDirection::kAbove ? std::max(peak, p->value) : std::min(peak, p->value);
+      peak = std::max(peak, p->value);
     }
     EXPECT_GE(best, rule->min_duration_ms) << inc.ToJson();
-    // Clearly beyond: well above raise for above rules, near zero for lamps.
+    // Clearly beyond: well above raise for above rules, near zero all along for lamps.
     if (rule->rule->direction == ThresholdDirection::kAbove) {
       EXPECT_GE(peak, rule->raise + 0.4 * std::fabs(rule->raise)) << inc.ToJson();
     } else {

@@ -39,12 +39,12 @@ bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds deadli
 
 std::string ProjectRoot() {
   const char* root = std::getenv("CITYLOOP_ROOT");
-  return root && *root ? root : std::filesystem::current_path().string();
+  return root && *root ? root : CITYLOOP_SOURCE_DIR;
 }
 
 std::string CityloopBinary() {
   const char* bin = std::getenv("CITYLOOP_BIN");
-  return bin && *bin ? bin : ProjectRoot() + "/build/bin/cityloop";
+  return bin && *bin ? bin : CITYLOOP_BINARY_PATH;
 }
 
 std::string ExampleConfigPath() { return ProjectRoot() + "/deploy/cityloop.example.yaml"; }
@@ -61,10 +61,13 @@ void WriteFile(const std::string& path, const std::string& text) {
   out << text;
 }
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log_path) : log_path_(log_path) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log_path,
+                           const std::vector<std::string>& env)
+    : log_path_(log_path) {
   pid_ = fork();
   if (pid_ == 0) {
     setpgid(0, 0);
+    for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
     int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);

@@ -28,7 +28,7 @@ class TempDir {
 bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds deadline = std::chrono::seconds(60));
 
 std::string ProjectRoot();         // $CITYLOOP_ROOT, else the source dir baked in at build time
-std::string CityloopBinary();      // $CITYLOOP_BIN: the built cityloop executable
+std::string CityloopBinary();      // $CITYLOOP_BIN, else the cityloop executable of this build
 std::string ExampleConfigPath();   // deploy/cityloop.example.yaml
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& text);
@@ -36,7 +36,9 @@ void WriteFile(const std::string& path, const std::string& text);
 // A child process with stdout+stderr to a log file.
 class ChildProcess {
  public:
-  ChildProcess(const std::vector<std::string>& argv, const std::string& log_path);
+  // env: extra "NAME=value" entries for the child.
+  ChildProcess(const std::vector<std::string>& argv, const std::string& log_path,
+               const std::vector<std::string>& env = {});
   ~ChildProcess();  // SIGKILLs if still running
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
