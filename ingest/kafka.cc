@@ -152,6 +152,11 @@ class ConsumerImpl final : public KafkaConsumer {
             {"auto.offset.reset", "earliest"},
             {"log.connection.close", "false"},
             {"enable.partition.eof", "false"},
+            // Kafka's classic 10 s rather than librdkafka's 45 s: a dead
+            // member is noticed sooner, and the mock cluster makes a joining
+            // member wait up to session.timeout.ms - 1 s after a member left.
+            {"session.timeout.ms", "10000"},
+            {"heartbeat.interval.ms", "1000"},
         },
         o.properties, {{"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}});
     if (!conf.ok()) return conf.status();

@@ -136,7 +136,10 @@ TEST_F(CrashTest, KilledAnywhereAndRestartedNothingIsLostOrDoubled) {
   EXPECT_EQ(cases.size(), truth.size());
   for (const auto& inc : truth) {
     int n = 0;
-    for (const auto& [id, c] : cases) n += c.category == inc["category"] && c.cell_code == inc["cell"];
+    for (const auto& [id, c] : cases) {
+      n += c.category == inc["category"] && c.cell_code == inc["cell"] &&
+           c.first_event_ms >= inc["start"].get<int64_t>() && c.first_event_ms <= inc["end"].get<int64_t>();
+    }
     EXPECT_EQ(n, 1) << inc.dump();
   }
   for (const auto& [id, c] : cases) {

@@ -86,23 +86,25 @@ TEST(EndToEnd, EveryInjectedIncidentOpensExactlyOneRoutedAndDispatchedCase) {
   }
   ASSERT_EQ(static_cast<int64_t>(truth.size()), sim->incidents);
 
-  // Match each incident to the case opened in its cell for its category.
+  // Match each incident to the case opened for its category in its cell while it lasted.
   std::set<std::string> matched;
   for (const auto& inc : truth) {
     std::vector<json> hits;
     for (const auto& e : opened) {
       const auto& d = e["data"];
-      if (d["category"] == inc["category"] && d["grid"] == inc["cell"]) hits.push_back(e);
+      const int64_t fired = d["signal"]["fired"].get<int64_t>();
+      if (d["category"] == inc["category"] && d["grid"] == inc["cell"] && fired >= inc["start"].get<int64_t>() &&
+          fired <= inc["end"].get<int64_t>()) {
+        hits.push_back(e);
+      }
     }
-    ASSERT_EQ(hits.size(), 1u) << "incident " << inc.dump() << " opened " << hits.size() << " cases";
+    ASSERT_EQ(hits.size(), 1u) << "incident " << inc.dump() << " opened " << hits.size() << " cases: "
+                               << (hits.empty() ? "" : hits[0].dump() + "\n" + hits.back().dump());
     const auto& d = hits[0]["data"];
     EXPECT_EQ(d["district"], inc["district"]) << inc.dump();
     EXPECT_EQ(d["department"], inc["department"]) << inc.dump();
     EXPECT_EQ(d["signal"]["device_id"], inc["device_id"]) << inc.dump();
-    const int64_t fired = d["signal"]["fired"].get<int64_t>();
-    EXPECT_GE(fired, inc["start"].get<int64_t>()) << inc.dump();
-    EXPECT_LE(fired, inc["end"].get<int64_t>()) << inc.dump();
-    matched.insert(hits[0]["subject"].get<std::string>());
+    EXPECT_TRUE(matched.insert(hits[0]["subject"].get<std::string>()).second) << "two incidents, one case";
   }
   EXPECT_EQ(opened.size(), truth.size()) << "a case opened without an injected incident";
 
