@@ -32,6 +32,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
   ingest::ProducerOptions po;
   po.bootstrap = bootstrap;
   po.client_id = cfg.kafka.client_id + "-outbox";
+  po.linger_ms = 1;
   po.properties = cfg.kafka.properties;
   auto publisher = OutboxPublisher::Create(po, e->store_.get(), metrics);
   if (!publisher.ok()) return publisher.status();

@@ -80,7 +80,7 @@ struct ProducerOptions {
   std::string bootstrap;
   std::string client_id = "cityloop";
   std::map<std::string, std::string> properties;
-  int linger_ms = 5;
+  int linger_ms = 5;  // the outbox uses 1: dispatch latency matters more than batching
 };
 
 // Delivery result of one Produce; `opaque` is what the caller passed.
