@@ -156,8 +156,11 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop) {
     run.paced = true;
     run.sim.seed = args.seed;
     run.sim.rate = args.rate;
-    run.sim.start_ms = clock.now_ms();
-    run.sim.incident_every_ms = 60000;
+    // Start half an hour back and catch up at 30x: incidents show within a
+    // minute, then the city goes on in real time.
+    run.sim.start_ms = clock.now_ms() - 30 * 60000;
+    run.speed = 30;
+    run.sim.incident_every_ms = 90000;
     simulator = std::thread([city, run, &clock, &stop, &engine_done] {
       auto r = RunSimulation(city, run, clock, engine_done);
       if (!r.ok() && !stop.load()) spdlog::error("simulator stopped: {}", r.status().ToString());
@@ -191,6 +194,10 @@ int SimulateCommand(const SimulateArgs& args, const std::atomic<bool>& stop) {
     std::cerr << "--fast needs a --duration\n";
     return kExitUsage;
   }
+  if (args.speed <= 0) {
+    std::cerr << "--speed must be positive\n";
+    return kExitUsage;
+  }
   if (args.rate <= 0) {
     std::cerr << "--rate must be positive\n";
     return kExitUsage;
@@ -199,6 +206,7 @@ int SimulateCommand(const SimulateArgs& args, const std::atomic<bool>& stop) {
   run.bootstrap = args.bootstrap;
   run.truth_path = args.truth;
   run.paced = !args.fast;
+  run.speed = args.speed;
   run.sim.seed = args.seed;
   run.sim.rate = args.rate;
   run.sim.duration_ms = args.duration_s * 1000;

@@ -50,6 +50,7 @@ struct SimulateArgs {
   std::string truth;
   std::string start;
   bool fast = false;
+  double speed = 1;
   std::string incident_every;
 };
 int SimulateCommand(const SimulateArgs& args, const std::atomic<bool>& stop);

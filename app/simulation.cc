@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -42,10 +43,12 @@ Result<SimulationStats> RunSimulation(std::shared_ptr<const CityModel> city, con
   };
   while (!stop.load() && sim.Next(&r)) {
     if (run.paced) {
-      while (!stop.load() && clock.now_ms() - wall_start < r.ts_ms - city_start) {
+      const int64_t due =
+          std::max(wall_start + static_cast<int64_t>(static_cast<double>(r.ts_ms - city_start) / run.speed), r.ts_ms);
+      while (!stop.load() && clock.now_ms() < due) {
         (*producer)->Poll(0);
-        std::this_thread::sleep_for(std::chrono::milliseconds(
-            std::min<int64_t>(100, r.ts_ms - city_start - (clock.now_ms() - wall_start))));  // pacing to real time
+        // Pacing: the reading is not due yet.
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(100, due - clock.now_ms())));
       }
     }
     Status st = (*producer)->Produce(r.topic, r.key, r.value);

@@ -18,6 +18,10 @@ struct SimulationRun {
   std::string bootstrap;
   std::string truth_path;  // empty = no truth file
   bool paced = true;       // false: as fast as Kafka takes it
+  // Paced runs move city time `speed` times faster than the clock, but never
+  // produce a reading before its timestamp: a run that starts in the past
+  // catches up at `speed`, then goes on in real time.
+  double speed = 1;
   ingest::SimulatorOptions sim;
 };
 

@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
   s->add_option("--start", sim.start, "City time of the first reading: epoch ms or RFC 3339 (default: now, "
                                       "or now minus the duration with --fast)");
   s->add_flag("--fast", sim.fast, "Do not pace to real time: produce as fast as Kafka takes it (needs --duration)");
+  s->add_option("--speed", sim.speed, "Paced runs: city time runs this many times faster than the clock, "
+                                      "never ahead of it (a --start in the past catches up, then goes on live)");
   s->add_option("--incident-every", sim.incident_every, "Mean city time between injected incidents, e.g. 4m");
 
   try {
