@@ -97,8 +97,7 @@ void Pipeline::DeadLetter(const ingest::Message& m, const ingest::Rejection& why
   AddOutbox(city_->config().kafka.topics.dlq, m.key, m.value, std::move(headers));
 }
 
-void Pipeline::HandleSensor(const ingest::Message& m, std::vector<Signal>* signals) {
-  const int64_t now = clock_.now_ms();
+void Pipeline::HandleSensor(const ingest::Message& m, int64_t now, std::vector<Signal>* signals) {
   auto outcome = decoder_.Decode(m.value, now);
   if (auto* why = std::get_if<ingest::Rejection>(&outcome)) {
     DeadLetter(m, *why);
@@ -109,11 +108,16 @@ void Pipeline::HandleSensor(const ingest::Message& m, std::vector<Signal>* signa
   r.input = {m.topic, m.partition, m.offset};
   r.ingest_ms = now;
   if (!city_->FindSensorKind(r.kind)) unknown_kind_->Inc();
-  nlohmann::json latest{{"kind", r.kind},  {"ts", r.ts_ms},          {"value", r.value},
-                        {"unit", r.unit},  {"lat", r.position.lat},  {"lon", r.position.lon},
-                        {"cell", r.cell},  {"registered", r.registered}, {"input", r.input.ToString()}};
-  device_latest_[std::string(kDevicePrefix) + r.device_id] = latest.dump();
   detector_.OnReading(r, signals);
+  Reading& latest = device_latest_[r.device_id];
+  if (r.ts_ms >= latest.ts_ms) latest = std::move(r);
+}
+
+std::string Pipeline::DeviceLatestJson(const Reading& r) {
+  nlohmann::json j{{"kind", r.kind},  {"ts", r.ts_ms},         {"value", r.value},
+                   {"unit", r.unit},  {"lat", r.position.lat}, {"lon", r.position.lon},
+                   {"cell", r.cell},  {"registered", r.registered}, {"input", r.input.ToString()}};
+  return j.dump();
 }
 
 Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult* result) {
@@ -124,14 +128,21 @@ Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult*
   std::map<storage::TopicPartition, int64_t> next_offsets;
   std::vector<Signal> signals;
   const auto& topics = city_->config().kafka.topics;
+  // One ingest time for the batch: it was read from Kafka in one poll.
+  const int64_t now = clock_.now_ms();
+  messages_->Inc(static_cast<int64_t>(batch.size()));
 
+  int64_t* partition_next = nullptr;  // next offset of the previous message's partition
+  const ingest::Message* prev = nullptr;
   for (const ingest::Message& m : batch) {
-    messages_->Inc();
-    auto& next = next_offsets[{m.topic, m.partition}];
-    next = std::max(next, m.offset + 1);
+    if (!prev || prev->partition != m.partition || prev->topic != m.topic) {
+      partition_next = &next_offsets[{m.topic, m.partition}];
+    }
+    prev = &m;
+    *partition_next = std::max(*partition_next, m.offset + 1);
     if (m.topic == topics.sensors) {
       signals.clear();
-      HandleSensor(m, &signals);
+      HandleSensor(m, now, &signals);
       for (const Signal& s : signals) {
         signals_->Inc();
         cases_.OnSignal(s, &effects_);
@@ -163,7 +174,7 @@ Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult*
   for (auto& r : effects_.records) AddOutbox(std::move(r.topic), std::move(r.key), std::move(r.value));
   for (const auto& r : outbox_) wb.PutOutbox(r);
   for (const auto& [key, value] : detector_.TakeDirty()) wb.PutState(key, value);
-  for (const auto& [key, value] : device_latest_) wb.PutState(key, value);
+  for (const auto& [device, r] : device_latest_) wb.PutState(std::string(kDevicePrefix) + device, DeviceLatestJson(r));
   for (const auto& [tp, next] : next_offsets) wb.PutOffset(tp, next);
   wb.PutMeta(kMetaCaseSeq, std::to_string(cases_.next_case_number()));
   wb.PutMeta(kMetaOutboxSeq, std::to_string(next_outbox_seq_));

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,7 +51,8 @@ class Pipeline {
   const detect::ThresholdDetector& detector() const { return detector_; }
 
  private:
-  void HandleSensor(const ingest::Message& m, std::vector<Signal>* signals);
+  void HandleSensor(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
+  static std::string DeviceLatestJson(const Reading& r);
   void DeadLetter(const ingest::Message& m, const ingest::Rejection& why);
   void AddOutbox(std::string topic, std::string key, std::string value, ingest::Headers headers = {});
 
@@ -65,7 +67,7 @@ class Pipeline {
 
   // Per-batch scratch, reused.
   std::vector<storage::OutboxRecord> outbox_;
-  std::map<std::string, std::string> device_latest_;  // state key -> JSON
+  std::unordered_map<std::string, Reading> device_latest_;  // device id -> newest reading of the batch
   dispatch::Effects effects_;
 
   Counter* messages_;

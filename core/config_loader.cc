@@ -169,10 +169,30 @@ std::string Describe(const YAML::Node& n) {
   return "'" + s + "'";
 }
 
+// Reports "expected <expected>, got <what n is>" at n unless ok; returns ok.
+bool Expect(Ctx& ctx, bool ok, const YAML::Node& n, const std::string& path, const char* expected) {
+  if (!ok) ctx.Error(path, LineOf(n), std::string("expected ") + expected + ", got " + Describe(n));
+  return ok;
+}
+
 bool IsScalar(Ctx& ctx, const YAML::Node& n, const std::string& path, const char* expected) {
-  if (n.IsScalar()) return true;
-  ctx.Error(path, LineOf(n), std::string("expected ") + expected + ", got " + Describe(n));
-  return false;
+  return Expect(ctx, n.IsScalar(), n, path, expected);
+}
+bool IsMap(Ctx& ctx, const YAML::Node& n, const std::string& path) { return Expect(ctx, n.IsMap(), n, path, "a map"); }
+bool IsList(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  return Expect(ctx, n.IsSequence(), n, path, "a list");
+}
+
+// A scalar turned into a value by parse, which returns nullopt for text that
+// is not one. `scalar` names the value in the error for a node that is no
+// scalar, `expected` in the one for a scalar that does not parse.
+template <typename Parse>
+auto ReadParsed(Ctx& ctx, const YAML::Node& n, const std::string& path, const char* scalar, const char* expected,
+                Parse parse) -> decltype(parse(n.Scalar())) {
+  if (!IsScalar(ctx, n, path, scalar)) return std::nullopt;
+  auto v = parse(n.Scalar());
+  Expect(ctx, v.has_value(), n, path, expected);
+  return v;
 }
 
 std::optional<std::string> ReadString(Ctx& ctx, const YAML::Node& n, const std::string& path) {
@@ -180,8 +200,10 @@ std::optional<std::string> ReadString(Ctx& ctx, const YAML::Node& n, const std::
   return n.Scalar();
 }
 
-std::optional<int64_t> ParseInt(std::string_view s) {
-  int64_t v = 0;
+// s, all of it, as a T by std::from_chars; a leading '+' is allowed.
+template <typename T>
+std::optional<T> FromChars(std::string_view s) {
+  T v{};
   const char* b = s.data();
   const char* e = s.data() + s.size();
   if (!s.empty() && s.front() == '+') ++b;
@@ -190,52 +212,35 @@ std::optional<int64_t> ParseInt(std::string_view s) {
   return v;
 }
 
+std::optional<int64_t> ParseInt(std::string_view s) { return FromChars<int64_t>(s); }
+
 std::optional<double> ParseNumber(std::string_view s) {
-  double v = 0;
-  const char* b = s.data();
-  const char* e = s.data() + s.size();
-  if (!s.empty() && s.front() == '+') ++b;
-  auto [ptr, ec] = std::from_chars(b, e, v);
-  if (ec != std::errc() || ptr != e || b == e || !std::isfinite(v)) return std::nullopt;
+  auto v = FromChars<double>(s);
+  if (v && !std::isfinite(*v)) return std::nullopt;
   return v;
 }
 
 std::optional<int64_t> ReadInt(Ctx& ctx, const YAML::Node& n, const std::string& path) {
-  if (!IsScalar(ctx, n, path, "an integer")) return std::nullopt;
-  auto v = ParseInt(n.Scalar());
-  if (!v) ctx.Error(path, LineOf(n), "expected an integer, got " + Describe(n));
-  return v;
+  return ReadParsed(ctx, n, path, "an integer", "an integer", ParseInt);
 }
 
 std::optional<double> ReadNumber(Ctx& ctx, const YAML::Node& n, const std::string& path) {
-  if (!IsScalar(ctx, n, path, "a number")) return std::nullopt;
-  auto v = ParseNumber(n.Scalar());
-  if (!v) ctx.Error(path, LineOf(n), "expected a number, got " + Describe(n));
-  return v;
+  return ReadParsed(ctx, n, path, "a number", "a number", ParseNumber);
 }
 
 std::optional<bool> ReadBool(Ctx& ctx, const YAML::Node& n, const std::string& path) {
   if (!IsScalar(ctx, n, path, "true or false")) return std::nullopt;
   bool b = false;
-  if (!YAML::convert<bool>::decode(n, b)) {
-    ctx.Error(path, LineOf(n), "expected true or false, got " + Describe(n));
-    return std::nullopt;
-  }
+  if (!Expect(ctx, YAML::convert<bool>::decode(n, b), n, path, "true or false")) return std::nullopt;
   return b;
 }
 
 std::optional<int64_t> ReadDuration(Ctx& ctx, const YAML::Node& n, const std::string& path) {
-  if (!IsScalar(ctx, n, path, "a duration")) return std::nullopt;
-  auto v = ParseDurationMs(n.Scalar());
-  if (!v) ctx.Error(path, LineOf(n), "expected a duration such as 250ms, 30s, 5m, 2h or 1d, got " + Describe(n));
-  return v;
+  return ReadParsed(ctx, n, path, "a duration", "a duration such as 250ms, 30s, 5m, 2h or 1d", ParseDurationMs);
 }
 
 std::optional<Priority> ReadPriority(Ctx& ctx, const YAML::Node& n, const std::string& path) {
-  if (!IsScalar(ctx, n, path, "a priority")) return std::nullopt;
-  auto p = ParsePriority(n.Scalar());
-  if (!p) ctx.Error(path, LineOf(n), "expected a priority (urgent, high, normal, low), got " + Describe(n));
-  return p;
+  return ReadParsed(ctx, n, path, "a priority", "a priority (urgent, high, normal, low)", ParsePriority);
 }
 
 // "+08:00" -> 480.
@@ -251,10 +256,14 @@ std::optional<int> ParseUtcOffset(std::string_view s) {
   return (s[0] == '-' ? -1 : 1) * (h * 60 + m);
 }
 
+std::optional<int> ReadUtcOffset(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  return ReadParsed(ctx, n, path, "a string", "a UTC offset such as \"+08:00\"", ParseUtcOffset);
+}
+
 // [a, b]: two integers.
 std::optional<std::pair<int, int>> ReadIntPair(Ctx& ctx, const YAML::Node& n, const std::string& path) {
-  if (!n.IsSequence() || n.size() != 2 || !n[0].IsScalar() || !n[1].IsScalar()) {
-    ctx.Error(path, LineOf(n), "expected a list of two integers [from, to], got " + Describe(n));
+  if (!Expect(ctx, n.IsSequence() && n.size() == 2 && n[0].IsScalar() && n[1].IsScalar(), n, path,
+              "a list of two integers [from, to]")) {
     return std::nullopt;
   }
   auto a = ParseInt(n[0].Scalar());
@@ -354,14 +363,54 @@ using KeyTable = std::vector<KeySpec<Obj>>;
 template <typename Obj>
 void ReadMap(Ctx& ctx, const YAML::Node& node, const std::string& path, const KeyTable<Obj>& table, Obj& obj);
 
+// True when there is no check or v passes it; else reports the check's message.
 template <typename T>
-void RunCheck(Ctx& ctx, const Check<T>& check, const T& v, const std::string& path, int line, bool* ok) {
-  if (!check) return;
-  if (auto msg = check(v); !msg.empty()) {
-    ctx.Error(path, line, msg);
-    *ok = false;
+bool Passes(Ctx& ctx, const Check<T>& check, const T& v, const std::string& path, int line) {
+  if (!check) return true;
+  const std::string msg = check(v);
+  if (!msg.empty()) ctx.Error(path, line, msg);
+  return msg.empty();
+}
+
+// Walks the items of the list n, noting the line of each; visit(item, item
+// path). Anything but a list is reported instead.
+template <typename Visit>
+void ForEachItem(Ctx& ctx, const YAML::Node& n, const std::string& path, Visit visit) {
+  if (!IsList(ctx, n, path)) return;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const std::string ip = Index(path, i);
+    const YAML::Node item = n[i];
+    ctx.Note(ip, LineOf(item));
+    visit(item, ip);
   }
 }
+
+// Walks the keys of the map n in document order: a key that is no scalar, or
+// repeats an earlier one, is reported and skipped; for every other key its
+// line is noted and visit(key node, value node, key, key path) called.
+// Returns the keys seen (including those visit rejects).
+template <typename Visit>
+std::set<std::string> ForEachKey(Ctx& ctx, const YAML::Node& n, const std::string& path, Visit visit) {
+  std::set<std::string> seen;
+  for (const auto& kv : n) {
+    const YAML::Node key = kv.first;  // copies: yaml-cpp iterators hand out temporaries
+    const YAML::Node value = kv.second;
+    if (!IsScalar(ctx, key, path, "a key")) continue;
+    const std::string k = key.Scalar();
+    const std::string kp = Join(path, k);
+    ctx.Note(kp, LineOf(key));
+    if (!seen.insert(k).second) {
+      ctx.Error(kp, LineOf(key), "duplicate key");
+      continue;
+    }
+    visit(key, value, k, kp);
+  }
+  return seen;
+}
+
+// A reader of one value of type T: nullopt once it has reported an error.
+template <typename T>
+using Reader = std::optional<T> (*)(Ctx&, const YAML::Node&, const std::string&);
 
 // Builders for the rows of a KeyTable<Obj>. An accessor is a data member
 // pointer or a callable Obj& -> field&.
@@ -373,16 +422,19 @@ struct Keys {
     return std::invoke(acc, o);
   }
 
+  // A value read by `read` and, when it passes `check`, stored in the field.
+  template <typename T, typename Acc>
+  static Spec Scalar(std::string name, std::string type, Need need, Acc acc, Reader<T> read,
+                     Check<T> check = nullptr) {
+    return {std::move(name), std::move(type), need == kRequired,
+            [acc, read, check](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              if (auto v = read(ctx, n, path); v && Passes(ctx, check, *v, path, LineOf(n))) Field(acc, o) = *v;
+            }};
+  }
+
   template <typename Acc>
   static Spec Str(std::string name, Acc acc, Need need = kOptional, Check<std::string> check = nullptr) {
-    return {std::move(name), "string", need == kRequired,
-            [acc, check](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
-              if (auto v = ReadString(ctx, n, path)) {
-                bool ok = true;
-                RunCheck(ctx, check, *v, path, LineOf(n), &ok);
-                if (ok) Field(acc, o) = *v;
-              }
-            }};
+    return Scalar<std::string>(std::move(name), "string", need, acc, &ReadString, std::move(check));
   }
   template <typename Acc>
   static Spec Int(std::string name, Acc acc, int64_t lo, int64_t hi, Need need = kOptional) {
@@ -403,14 +455,7 @@ struct Keys {
   template <typename Acc>
   static Spec Number(std::string name, Acc acc, Need need = kOptional, Check<double> check = nullptr,
                      std::string type = "number") {
-    return {std::move(name), std::move(type), need == kRequired,
-            [acc, check](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
-              if (auto v = ReadNumber(ctx, n, path)) {
-                bool ok = true;
-                RunCheck(ctx, check, *v, path, LineOf(n), &ok);
-                if (ok) Field(acc, o) = *v;
-              }
-            }};
+    return Scalar<double>(std::move(name), std::move(type), need, acc, &ReadNumber, std::move(check));
   }
   template <typename Acc>
   static Spec Lat(std::string name, Acc acc, Need need = kRequired) {
@@ -422,27 +467,15 @@ struct Keys {
   }
   template <typename Acc>
   static Spec Bool(std::string name, Acc acc) {
-    return {std::move(name), "bool", false, [acc](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
-              if (auto v = ReadBool(ctx, n, path)) Field(acc, o) = *v;
-            }};
+    return Scalar<bool>(std::move(name), "bool", kOptional, acc, &ReadBool);
   }
   template <typename Acc>
   static Spec Duration(std::string name, Acc acc, Need need = kOptional, Check<int64_t> check = nullptr) {
-    return {std::move(name), "duration", need == kRequired,
-            [acc, check](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
-              if (auto v = ReadDuration(ctx, n, path)) {
-                bool ok = true;
-                RunCheck(ctx, check, *v, path, LineOf(n), &ok);
-                if (ok) Field(acc, o) = *v;
-              }
-            }};
+    return Scalar<int64_t>(std::move(name), "duration", need, acc, &ReadDuration, std::move(check));
   }
   template <typename Acc>
   static Spec Prio(std::string name, Acc acc) {
-    return {std::move(name), "priority", false,
-            [acc](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
-              if (auto v = ReadPriority(ctx, n, path)) Field(acc, o) = *v;
-            }};
+    return Scalar<Priority>(std::move(name), "priority", kOptional, acc, &ReadPriority);
   }
   // [from, to], each within [lo, hi]; set(obj, pair).
   static Spec Pair(std::string name, int lo, int hi, Need need,
@@ -462,67 +495,32 @@ struct Keys {
   }
   template <typename Acc>
   static Spec UtcOffset(std::string name, Acc acc) {
-    return {std::move(name), "utc offset", false,
-            [acc](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
-              auto s = ReadString(ctx, n, path);
-              if (!s) return;
-              auto v = ParseUtcOffset(*s);
-              if (!v) {
-                ctx.Error(path, LineOf(n), "expected a UTC offset such as \"+08:00\", got " + Describe(n));
-                return;
-              }
-              Field(acc, o) = *v;
-            }};
+    return Scalar<int>(std::move(name), "utc offset", kOptional, acc, &ReadUtcOffset);
   }
   template <typename Acc>
   static Spec StrList(std::string name, Acc acc, Check<std::string> check = nullptr) {
     return {std::move(name), "list of strings", false,
             [acc, check](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
-              if (!n.IsSequence()) {
-                ctx.Error(path, LineOf(n), "expected a list, got " + Describe(n));
-                return;
-              }
-              auto& out = Field(acc, o);
-              for (size_t i = 0; i < n.size(); ++i) {
-                const std::string ip = Index(path, i);
-                ctx.Note(ip, LineOf(n[i]));
-                auto v = ReadString(ctx, n[i], ip);
-                bool ok = v.has_value();
-                if (ok) RunCheck(ctx, check, *v, ip, LineOf(n[i]), &ok);
-                out.push_back(ok ? *v : std::string());  // keep indices aligned with the YAML
-              }
+              ForEachItem(ctx, n, path, [&](const YAML::Node& item, const std::string& ip) {
+                auto v = ReadString(ctx, item, ip);
+                const bool ok = v && Passes(ctx, check, *v, ip, LineOf(item));
+                Field(acc, o).push_back(ok ? *v : std::string());  // keep indices aligned with the YAML
+              });
             }};
   }
   // A map with free keys; each value read by `read` into map[key].
   template <typename Acc, typename V>
-  static Spec FreeMap(std::string name, std::string type, Acc acc,
-                      std::optional<V> (*read)(Ctx&, const YAML::Node&, const std::string&),
-                      Check<V> check = nullptr) {
+  static Spec FreeMap(std::string name, std::string type, Acc acc, Reader<V> read, Check<V> check = nullptr) {
     return {std::move(name), std::move(type), false,
             [acc, read, check](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
-              if (!n.IsMap()) {
-                ctx.Error(path, LineOf(n), "expected a map, got " + Describe(n));
-                return;
-              }
+              if (!IsMap(ctx, n, path)) return;
               auto& out = Field(acc, o);
-              std::set<std::string> seen;
-              for (const auto& kv : n) {
-                const YAML::Node key = kv.first;  // copies: yaml-cpp iterators hand out temporaries
-                const YAML::Node value = kv.second;
-                if (!IsScalar(ctx, key, path, "a key")) continue;
-                const std::string k = key.Scalar();
-                const std::string kp = Join(path, k);
-                ctx.Note(kp, LineOf(key));
-                if (!seen.insert(k).second) {
-                  ctx.Error(kp, LineOf(key), "duplicate key");
-                  continue;
-                }
-                if (auto v = read(ctx, value, kp)) {
-                  bool ok = true;
-                  RunCheck(ctx, check, *v, kp, LineOf(value), &ok);
-                  if (ok) out[k] = *v;
-                }
-              }
+              ForEachKey(ctx, n, path,
+                         [&](const YAML::Node&, const YAML::Node& value, const std::string& k, const std::string& kp) {
+                           if (auto v = read(ctx, value, kp); v && Passes(ctx, check, *v, kp, LineOf(value))) {
+                             out[k] = *v;
+                           }
+                         });
             }};
   }
   // A nested map read into the field `acc` with its own table.
@@ -535,10 +533,7 @@ struct Keys {
   }
   // A nested map whose keys land in the same object (kafka.batch.*).
   static Spec Group(std::string name, const KeyTable<Obj>& (*table)(), Need need = kOptional) {
-    return {std::move(name), "map", need == kRequired,
-            [table](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
-              ReadMap<Obj>(ctx, n, path, table(), o);
-            }};
+    return Section<Obj>(std::move(name), [](Obj& o) -> Obj& { return o; }, table, need);
   }
   // A list of maps, each read with the element's table. Every item is
   // appended, even a broken one, so city.devices[i] is config devices[i].
@@ -546,18 +541,11 @@ struct Keys {
   static Spec List(std::string name, Acc acc, const KeyTable<Elem>& (*table)()) {
     return {std::move(name), "list of maps", false,
             [acc, table](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
-              if (!n.IsSequence()) {
-                ctx.Error(path, LineOf(n), "expected a list, got " + Describe(n));
-                return;
-              }
-              auto& out = Field(acc, o);
-              for (size_t i = 0; i < n.size(); ++i) {
-                const std::string ip = Index(path, i);
-                ctx.Note(ip, LineOf(n[i]));
+              ForEachItem(ctx, n, path, [&](const YAML::Node& item, const std::string& ip) {
                 Elem e{};
-                ReadMap<Elem>(ctx, n[i], ip, table(), e);
-                out.push_back(std::move(e));
-              }
+                ReadMap<Elem>(ctx, item, ip, table(), e);
+                Field(acc, o).push_back(std::move(e));
+              });
             }};
   }
   // A map from free keys to maps read with the element's table; init(key,
@@ -567,31 +555,19 @@ struct Keys {
                     std::function<Elem(const std::string&, const std::map<std::string, Elem>&)> init) {
     return {std::move(name), "map of maps", false,
             [acc, table, init](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
-              if (!n.IsMap()) {
-                ctx.Error(path, LineOf(n), "expected a map, got " + Describe(n));
-                return;
-              }
+              if (!IsMap(ctx, n, path)) return;
               auto& out = Field(acc, o);
-              std::set<std::string> seen;
-              for (const auto& kv : n) {
-                const YAML::Node key = kv.first;  // copies: yaml-cpp iterators hand out temporaries
-                const YAML::Node value = kv.second;
-                if (!IsScalar(ctx, key, path, "a key")) continue;
-                const std::string k = key.Scalar();
-                const std::string kp = Join(path, k);
-                ctx.Note(kp, LineOf(key));
-                if (!seen.insert(k).second) {
-                  ctx.Error(kp, LineOf(key), "duplicate key");
-                  continue;
-                }
-                if (auto p = IdProblem(k); !p.empty()) {
-                  ctx.Error(kp, LineOf(key), p);
-                  continue;
-                }
-                Elem e = init(k, out);
-                if (!value.IsNull()) ReadMap<Elem>(ctx, value, kp, table(), e);
-                out[k] = std::move(e);
-              }
+              ForEachKey(ctx, n, path,
+                         [&](const YAML::Node& key, const YAML::Node& value, const std::string& k,
+                             const std::string& kp) {
+                           if (auto p = IdProblem(k); !p.empty()) {
+                             ctx.Error(kp, LineOf(key), p);
+                             return;
+                           }
+                           Elem e = init(k, out);
+                           if (!value.IsNull()) ReadMap<Elem>(ctx, value, kp, table(), e);
+                           out[k] = std::move(e);
+                         });
             }};
   }
   // A section kept for a later version: rejected with a clear message.
@@ -609,29 +585,20 @@ void ReadMap(Ctx& ctx, const YAML::Node& node, const std::string& path, const Ke
     ctx.Error(path, node.IsNull() ? ctx.Line(path) : LineOf(node), "expected a map, got " + Describe(node));
     return;
   }
-  std::set<std::string> seen, present;  // keys written; keys with a value
-  for (const auto& kv : node) {
-    const YAML::Node k = kv.first;  // copies: yaml-cpp iterators hand out temporaries
-    const YAML::Node v = kv.second;
-    if (!IsScalar(ctx, k, path, "a key")) continue;
-    const std::string name = k.Scalar();
-    const std::string kp = Join(path, name);
-    ctx.Note(kp, LineOf(k));
-    if (!seen.insert(name).second) {
-      ctx.Error(kp, LineOf(k), "duplicate key");
-      continue;
-    }
+  std::set<std::string> present;  // keys with a value
+  auto read_key = [&](const YAML::Node& k, const YAML::Node& v, const std::string& name, const std::string& kp) {
     auto spec = std::find_if(table.begin(), table.end(), [&](const KeySpec<Obj>& s) { return s.name == name; });
     if (spec == table.end()) {
       std::vector<std::string> names;
       for (const auto& s : table) names.push_back(s.name);
       ctx.Error(kp, LineOf(k), "unknown key" + Suggest(name, names));
-      continue;
+      return;
     }
-    if (v.IsNull()) continue;  // "key:" with no value is the same as leaving it out
+    if (v.IsNull()) return;  // "key:" with no value is the same as leaving it out
     present.insert(name);
     spec->read(ctx, v, kp, obj);
-  }
+  };
+  const std::set<std::string> seen = ForEachKey(ctx, node, path, read_key);  // keys written
   const int line = ctx.Line(path) > 0 ? ctx.Line(path) : LineOf(node);
   for (const auto& s : table) {
     if (!s.required || present.count(s.name)) continue;
@@ -673,19 +640,27 @@ struct Root {
   std::vector<RuleY> rules;
 };
 
+// kafka.topics.<key>: one row each in TopicKeys, and one name one purpose.
+constexpr std::pair<const char*, std::string TopicNames::*> kTopics[] = {
+    {"sensors", &TopicNames::sensors},
+    {"camera_frames", &TopicNames::camera_frames},
+    {"camera_detections", &TopicNames::camera_detections},
+    {"reports", &TopicNames::reports},
+    {"units", &TopicNames::units},
+    {"commands", &TopicNames::commands},
+    {"cases", &TopicNames::cases},
+    {"dispatch", &TopicNames::dispatch},
+    {"dlq", &TopicNames::dlq},
+};
+
 const KeyTable<TopicNames>& TopicKeys() {
-  using K = Keys<TopicNames>;
-  static const KeyTable<TopicNames> t = {
-      K::Str("sensors", &TopicNames::sensors, kOptional, TopicName()),
-      K::Str("camera_frames", &TopicNames::camera_frames, kOptional, TopicName()),
-      K::Str("camera_detections", &TopicNames::camera_detections, kOptional, TopicName()),
-      K::Str("reports", &TopicNames::reports, kOptional, TopicName()),
-      K::Str("units", &TopicNames::units, kOptional, TopicName()),
-      K::Str("commands", &TopicNames::commands, kOptional, TopicName()),
-      K::Str("cases", &TopicNames::cases, kOptional, TopicName()),
-      K::Str("dispatch", &TopicNames::dispatch, kOptional, TopicName()),
-      K::Str("dlq", &TopicNames::dlq, kOptional, TopicName()),
-  };
+  static const KeyTable<TopicNames> t = [] {
+    KeyTable<TopicNames> keys;
+    for (const auto& [key, member] : kTopics) {
+      keys.push_back(Keys<TopicNames>::Str(key, member, kOptional, TopicName()));
+    }
+    return keys;
+  }();
   return t;
 }
 
@@ -922,35 +897,25 @@ constexpr const char* kRuleKinds = "threshold";
 // rules: a list of rules, each of a `kind`; the kind picks the key table.
 KeySpec<Root> RulesKey() {
   return {"rules", "list of rules", false, [](Ctx& ctx, const YAML::Node& n, const std::string& path, Root& root) {
-            if (!n.IsSequence()) {
-              ctx.Error(path, LineOf(n), "expected a list, got " + Describe(n));
-              return;
-            }
-            for (size_t i = 0; i < n.size(); ++i) {
-              const std::string ip = Index(path, i);
-              const YAML::Node item = n[i];
-              ctx.Note(ip, LineOf(item));
-              if (!item.IsMap()) {
-                ctx.Error(ip, LineOf(item), "expected a map, got " + Describe(item));
-                continue;
-              }
+            ForEachItem(ctx, n, path, [&](const YAML::Node& item, const std::string& ip) {
+              if (!IsMap(ctx, item, ip)) return;
               const YAML::Node kind = item["kind"];
               if (!kind.IsDefined() || kind.IsNull()) {
                 ctx.Error(Join(ip, "kind"), LineOf(item),
                           std::string("missing required key (one of: ") + kRuleKinds + ")");
-                continue;
+                return;
               }
               if (!kind.IsScalar() || kind.Scalar() != "threshold") {
                 ctx.Error(Join(ip, "kind"), LineOf(kind),
                           "unsupported rule kind " + Describe(kind) + " (supported: " + kRuleKinds + ")" +
                               (kind.IsScalar() ? Suggest(kind.Scalar(), {kRuleKinds}) : std::string()));
-                continue;
+                return;
               }
               RuleY r;
               r.path = ip;
               ReadMap<RuleY>(ctx, item, ip, ThresholdRuleKeys(), r);
               root.rules.push_back(std::move(r));
-            }
+            });
           }};
 }
 
@@ -1175,10 +1140,21 @@ void CheckRules(Ctx& ctx, Root& root, const std::set<std::string>& kinds, const 
     r.raise = ry.above ? *ry.above : *ry.below;
     r.clear = ry.clear.value_or(r.raise);
     const bool above = r.direction == ThresholdDirection::kAbove;
-    auto normal_side = [above](double clear, double raise) { return above ? clear <= raise : clear >= raise; };
-    if (ry.clear && ctx.Ok(Join(p, "clear")) && !normal_side(r.clear, r.raise)) {
-      ctx.Error(Join(p, "clear"), "clear " + Num(r.clear) + " must be " + (above ? "<= " : ">= ") + Num(r.raise) +
-                                      " (the normal side of '" + LevelWord(r.direction) + "')");
+    // "" when clear lies on the normal side of raise, else what is wrong.
+    auto wrong_side = [above](double clear, double raise) {
+      const bool normal = above ? clear <= raise : clear >= raise;
+      return normal ? std::string() : "clear " + Num(clear) + " must be " + (above ? "<= " : ">= ") + Num(raise);
+    };
+    // Reports at `where` (and returns true) when device dev is not of the rule's sensor kind.
+    auto wrong_kind = [&](const std::string& where, const std::string& dev, const Device& d) {
+      if (!ctx.Ok(Join(p, "sensor")) || d.kind == r.sensor_kind) return false;
+      ctx.Error(where, "device '" + dev + "' is a " + d.kind + " sensor, not " + r.sensor_kind);
+      return true;
+    };
+    if (ry.clear && ctx.Ok(Join(p, "clear"))) {
+      if (auto problem = wrong_side(r.clear, r.raise); !problem.empty()) {
+        ctx.Error(Join(p, "clear"), problem + " (the normal side of '" + LevelWord(r.direction) + "')");
+      }
     }
     if (r.active_hours && r.active_hours->first == r.active_hours->second) {
       ctx.Error(Join(p, "active_hours"), "an empty window: from and to are equal (leave active_hours out for always)");
@@ -1186,9 +1162,7 @@ void CheckRules(Ctx& ctx, Root& root, const std::set<std::string>& kinds, const 
     for (size_t i = 0; i < r.devices.size(); ++i) {
       const std::string dp = Index(Join(p, "devices"), i);
       auto it = devices.find(r.devices[i]);
-      if (ctx.Ok(dp) && it != devices.end() && ctx.Ok(Join(p, "sensor")) && it->second->kind != r.sensor_kind) {
-        ctx.Error(dp, "device '" + r.devices[i] + "' is a " + it->second->kind + " sensor, not " + r.sensor_kind);
-      }
+      if (ctx.Ok(dp) && it != devices.end()) wrong_kind(dp, r.devices[i], *it->second);
     }
     for (const auto& [dev, o] : ry.overrides) {
       const std::string op = Join(Join(p, "overrides"), dev);
@@ -1200,10 +1174,7 @@ void CheckRules(Ctx& ctx, Root& root, const std::set<std::string>& kinds, const 
         ctx.Error(op, "overrides unknown device '" + dev + "' (not in city.devices)" + Suggest(dev, Names(names)));
         continue;
       }
-      if (ctx.Ok(Join(p, "sensor")) && it->second->kind != r.sensor_kind) {
-        ctx.Error(op, "device '" + dev + "' is a " + it->second->kind + " sensor, not " + r.sensor_kind);
-        continue;
-      }
+      if (wrong_kind(op, dev, *it->second)) continue;
       const std::optional<double>& wrong = above ? o.below : o.above;
       if (wrong) {
         ctx.Error(Join(op, above ? "below" : "above"),
@@ -1218,10 +1189,11 @@ void CheckRules(Ctx& ctx, Root& root, const std::set<std::string>& kinds, const 
       // As for the rule, an override's clear defaults to its own raise level
       // (detect/ and the simulator read it that way).
       const double raise = to.raise.value_or(r.raise);
-      if (to.clear && ctx.Ok(Join(op, "clear")) && !normal_side(*to.clear, raise)) {
-        ctx.Error(Join(op, "clear"), "clear " + Num(*to.clear) + " must be " + (above ? "<= " : ">= ") + Num(raise) +
-                                         (to.raise ? "" : " (the rule's level)"));
-        continue;
+      if (to.clear && ctx.Ok(Join(op, "clear"))) {
+        if (auto problem = wrong_side(*to.clear, raise); !problem.empty()) {
+          ctx.Error(Join(op, "clear"), problem + (to.raise ? "" : " (the rule's level)"));
+          continue;
+        }
       }
       r.overrides[dev] = to;
     }
@@ -1233,40 +1205,33 @@ void CheckRules(Ctx& ctx, Root& root, const std::set<std::string>& kinds, const 
 Flat Validate(Ctx& ctx, Root& root) {
   Flat f = Flatten(root);
   CityOptions& city = root.cfg.city;
-  using Items = std::vector<std::pair<std::string, std::string>>;
 
   // Ids unique per section (streets and communities across the city: cells
-  // and routing look them up by id).
-  Items items;
-  for (size_t i = 0; i < city.districts.size(); ++i) items.emplace_back(city.districts[i].id, f.district_paths[i]);
-  CheckUnique(ctx, items, "id", "district id");
-  items.clear();
-  for (size_t i = 0; i < city.districts.size(); ++i) items.emplace_back(city.districts[i].code, f.district_paths[i]);
-  CheckUnique(ctx, items, "code", "district code");
-  items.clear();
-  for (size_t i = 0; i < city.streets.size(); ++i) items.emplace_back(city.streets[i].id, f.street_paths[i]);
-  CheckUnique(ctx, items, "id", "street id");
-  items.clear();
-  for (size_t i = 0; i < city.streets.size(); ++i) {
-    items.emplace_back(city.streets[i].district_id + "/" + city.streets[i].code, f.street_paths[i]);
-    if (city.streets[i].code.empty()) items.back().first.clear();
-  }
-  CheckUnique(ctx, items, "code", "street code in the district (district/code)");
-  items.clear();
-  for (size_t i = 0; i < city.communities.size(); ++i) items.emplace_back(city.communities[i].id, f.community_paths[i]);
-  CheckUnique(ctx, items, "id", "community id");
-  items.clear();
-  for (size_t i = 0; i < city.communities.size(); ++i) {
-    const Community& c = city.communities[i];
-    items.emplace_back(c.code.empty() ? std::string() : c.district_id + "/" + c.street_id + "/" + c.code,
-                       f.community_paths[i]);
-  }
-  CheckUnique(ctx, items, "code", "community code in the street (district/street/code)");
-
+  // and routing look them up by id). unique() checks id_of(vec[i]), read at
+  // paths[i]; an empty id is not checked.
+  auto unique = [&](const auto& vec, const std::vector<std::string>& paths, const std::string& key,
+                    const std::string& what, auto id_of) {
+    std::vector<std::pair<std::string, std::string>> items;
+    for (size_t i = 0; i < vec.size(); ++i) items.emplace_back(id_of(vec[i]), paths[i]);
+    CheckUnique(ctx, items, key, what);
+  };
+  const auto id = [](const auto& x) { return x.id; };
+  unique(city.districts, f.district_paths, "id", "district id", id);
+  unique(city.districts, f.district_paths, "code", "district code", [](const District& d) { return d.code; });
+  unique(city.streets, f.street_paths, "id", "street id", id);
+  unique(city.streets, f.street_paths, "code", "street code in the district (district/code)", [](const Street& s) {
+    return s.code.empty() ? std::string() : s.district_id + "/" + s.code;
+  });
+  unique(city.communities, f.community_paths, "id", "community id", id);
+  unique(city.communities, f.community_paths, "code", "community code in the street (district/street/code)",
+         [](const Community& c) {
+           return c.code.empty() ? std::string() : c.district_id + "/" + c.street_id + "/" + c.code;
+         });
+  // A plain list: vec[i] is at section[i].
   auto unique_list = [&](const auto& vec, const std::string& section, const std::string& what) {
-    Items its;
-    for (size_t i = 0; i < vec.size(); ++i) its.emplace_back(vec[i].id, Index(section, i));
-    CheckUnique(ctx, its, "id", what);
+    std::vector<std::string> paths;
+    for (size_t i = 0; i < vec.size(); ++i) paths.push_back(Index(section, i));
+    unique(vec, paths, "id", what, id);
   };
   unique_list(city.departments, "city.departments", "department id");
   unique_list(city.catalogue, "city.catalogue", "category id");
@@ -1311,15 +1276,12 @@ Flat Validate(Ctx& ctx, Root& root) {
   // Topics: one name, one purpose.
   {
     const TopicNames& t = root.cfg.kafka.topics;
-    const std::pair<const char*, const std::string*> topics[] = {
-        {"sensors", &t.sensors}, {"camera_frames", &t.camera_frames}, {"camera_detections", &t.camera_detections},
-        {"reports", &t.reports}, {"units", &t.units},                 {"commands", &t.commands},
-        {"cases", &t.cases},     {"dispatch", &t.dispatch},           {"dlq", &t.dlq}};
     std::map<std::string, std::string> seen;
-    for (const auto& [key, name] : topics) {
-      auto [it, fresh] = seen.emplace(*name, key);
+    for (const auto& [key, member] : kTopics) {
+      const std::string& name = t.*member;
+      auto [it, fresh] = seen.emplace(name, key);
       if (!fresh) {
-        ctx.Error(Join("kafka.topics", key), "same topic '" + *name + "' as kafka.topics." + it->second);
+        ctx.Error(Join("kafka.topics", key), "same topic '" + name + "' as kafka.topics." + it->second);
       }
     }
   }
@@ -1400,32 +1362,28 @@ ConfigLoadResult Load(const std::string& text, const std::string& file) {
   return result;
 }
 
+ConfigLoadResult OneError(const std::string& file, std::string message) {
+  ConfigLoadResult r;
+  r.errors.push_back({file, 0, "", std::move(message)});
+  return r;
+}
+
 }  // namespace
 
 ConfigLoadResult LoadConfigText(const std::string& text, const std::string& file_name) {
   try {
     return Load(text, file_name);
   } catch (const std::exception& e) {  // a bug here must not take the caller down
-    ConfigLoadResult r;
-    r.errors.push_back({file_name, 0, "", std::string("internal error while loading the config: ") + e.what()});
-    return r;
+    return OneError(file_name, std::string("internal error while loading the config: ") + e.what());
   }
 }
 
 ConfigLoadResult LoadConfigFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    ConfigLoadResult r;
-    r.errors.push_back({path, 0, "", "cannot open the config file"});
-    return r;
-  }
+  if (!in) return OneError(path, "cannot open the config file");
   std::stringstream ss;
   ss << in.rdbuf();
-  if (in.bad()) {
-    ConfigLoadResult r;
-    r.errors.push_back({path, 0, "", "cannot read the config file"});
-    return r;
-  }
+  if (in.bad()) return OneError(path, "cannot read the config file");
   return LoadConfigText(ss.str(), path);
 }
 

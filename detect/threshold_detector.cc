@@ -49,8 +49,9 @@ std::optional<ThresholdState> DecodeThresholdState(std::string_view text) {
   return s;
 }
 
-ThresholdDetector::ThresholdDetector(std::shared_ptr<const CityModel> city) : city_(std::move(city)) {
-  for (const auto& rule : city_->config().rules.threshold) rules_by_kind_[rule.sensor_kind].push_back(&rule);
+ThresholdDetector::ThresholdDetector(std::shared_ptr<const CityModel> city)
+    : city_(std::move(city)), rules_(city_->config().rules.threshold), states_(rules_.size()) {
+  for (size_t i = 0; i < rules_.size(); ++i) rules_by_kind_[rules_[i].sensor_kind].push_back(i);
 }
 
 bool ThresholdDetector::Watches(std::string_view kind) const {
@@ -100,15 +101,15 @@ Signal ThresholdDetector::MakeSignal(const ThresholdRule& rule, const Reading& r
 void ThresholdDetector::OnReading(const Reading& r, std::vector<Signal>* out) {
   auto it = rules_by_kind_.find(r.kind);
   if (it == rules_by_kind_.end()) return;
-  for (const ThresholdRule* rule : it->second) {
+  for (size_t rule_index : it->second) {
+    const ThresholdRule* rule = &rules_[rule_index];
     if (!rule->devices.empty() &&
         std::find(rule->devices.begin(), rule->devices.end(), r.device_id) == rule->devices.end()) {
       continue;
     }
     ++stats_.evaluated;
-    const std::string key = StateKey(rule->id, r.device_id);
-    auto [st_it, inserted] = states_.try_emplace(key);
-    ThresholdState& st = st_it->second;
+    auto [node, inserted] = states_[rule_index].try_emplace(r.device_id);
+    ThresholdState& st = node->second.state;
     if (!inserted && r.ts_ms < st.last_ts_ms) {
       ++stats_.out_of_order;
       continue;
@@ -144,18 +145,19 @@ void ThresholdDetector::OnReading(const Reading& r, std::vector<Signal>* out) {
       out->push_back(MakeSignal(*rule, r, st, p));
     }
     // Every applied reading moves last_ts, so the pair is persisted with the batch's offsets.
-    dirty_.push_back(key);
+    if (!node->second.dirty) {
+      node->second.dirty = true;
+      dirty_.emplace_back(rule_index, &*node);
+    }
   }
 }
 
 std::vector<std::pair<std::string, std::string>> ThresholdDetector::TakeDirty() {
-  std::sort(dirty_.begin(), dirty_.end());
-  dirty_.erase(std::unique(dirty_.begin(), dirty_.end()), dirty_.end());
   std::vector<std::pair<std::string, std::string>> out;
   out.reserve(dirty_.size());
-  for (auto& key : dirty_) {
-    auto it = states_.find(key);
-    if (it != states_.end()) out.emplace_back(std::move(key), EncodeThresholdState(it->second));
+  for (auto& [rule_index, node] : dirty_) {
+    node->second.dirty = false;
+    out.emplace_back(StateKey(rules_[rule_index].id, node->first), EncodeThresholdState(node->second.state));
   }
   dirty_.clear();
   return out;
@@ -163,14 +165,31 @@ std::vector<std::pair<std::string, std::string>> ThresholdDetector::TakeDirty() 
 
 Status ThresholdDetector::Restore(std::string_view key, std::string_view value) {
   auto st = DecodeThresholdState(value);
-  if (!st) return Status::DataLoss("bad threshold state for " + std::string(key));
-  states_[std::string(key)] = *st;
+  if (!st || key.substr(0, kThresholdStatePrefix.size()) != kThresholdStatePrefix) {
+    return Status::DataLoss("bad threshold state for " + std::string(key));
+  }
+  // "thr/<rule>/<device>": rule ids hold no '/', device ids may.
+  const std::string_view rest = key.substr(kThresholdStatePrefix.size());
+  const size_t slash = rest.find('/');
+  if (slash == std::string_view::npos) return Status::DataLoss("bad threshold state key " + std::string(key));
+  const size_t index = RuleIndex(rest.substr(0, slash));
+  if (index == rules_.size()) return Status::Ok();  // the rule was removed from the config: drop its state
+  states_[index][std::string(rest.substr(slash + 1))].state = *st;
   return Status::Ok();
 }
 
+size_t ThresholdDetector::RuleIndex(std::string_view rule_id) const {
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    if (rules_[i].id == rule_id) return i;
+  }
+  return rules_.size();
+}
+
 const ThresholdState* ThresholdDetector::StateFor(std::string_view rule_id, std::string_view device_id) const {
-  auto it = states_.find(StateKey(rule_id, device_id));
-  return it == states_.end() ? nullptr : &it->second;
+  const size_t index = RuleIndex(rule_id);
+  if (index == rules_.size()) return nullptr;
+  auto it = states_[index].find(std::string(device_id));
+  return it == states_[index].end() ? nullptr : &it->second.state;
 }
 
 }  // namespace cityloop::detect

@@ -69,12 +69,21 @@ class ThresholdDetector {
   };
   Params ParamsFor(const ThresholdRule& rule, const std::string& device_id) const;
   bool Active(const ThresholdRule& rule, int64_t ts_ms) const;
+  size_t RuleIndex(std::string_view rule_id) const;  // rules_.size() when unknown
   Signal MakeSignal(const ThresholdRule& rule, const Reading& r, const ThresholdState& st, const Params& p) const;
 
+  struct Entry {
+    ThresholdState state;
+    bool dirty = false;
+  };
+  using DeviceStates = std::unordered_map<std::string, Entry>;  // by device id
+
   std::shared_ptr<const CityModel> city_;
-  std::unordered_map<std::string, std::vector<const ThresholdRule*>> rules_by_kind_;
-  std::unordered_map<std::string, ThresholdState> states_;  // key: "thr/<rule>/<device>"
-  std::vector<std::string> dirty_;
+  const std::vector<ThresholdRule>& rules_;
+  std::unordered_map<std::string, std::vector<size_t>> rules_by_kind_;  // kind -> rule indexes
+  std::vector<DeviceStates> states_;                                    // by rule index
+  // Entries changed since TakeDirty (map nodes are stable across rehashing).
+  std::vector<std::pair<size_t, DeviceStates::value_type*>> dirty_;
   DetectorStats stats_;
 };
 

@@ -18,7 +18,8 @@ namespace cityloop::ingest {
 struct BrokerOptions {
   int brokers = 1;
   // Topics to create up front, with their partition counts. Topics that
-  // clients ask for later are auto-created with default_partitions.
+  // clients ask for later are auto-created by the mock with 4 partitions
+  // (fixed in librdkafka 2.0.2; any other default_partitions is only warned about).
   std::vector<std::pair<std::string, int>> topics;
   int default_partitions = 4;
 };

@@ -4,6 +4,7 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -142,12 +143,12 @@ class ConsumerImpl final : public KafkaConsumer {
 
   Status Init(const ConsumerOptions& o) {
     if (o.bootstrap.empty()) return Status::InvalidArgument("consumer: empty bootstrap");
-    if (o.group_id.empty()) return Status::InvalidArgument("consumer: empty group id");
+    if (o.group_id.empty() && !o.assign_all_partitions) return Status::InvalidArgument("consumer: empty group id");
     if (o.topics.empty()) return Status::InvalidArgument("consumer: no topics");
     auto conf = MakeConf(
         {
             {"bootstrap.servers", o.bootstrap},
-            {"group.id", o.group_id},
+            {"group.id", o.group_id.empty() ? std::string("cityloop-reader") : o.group_id},
             {"client.id", o.client_id},
             {"auto.offset.reset", "earliest"},
             {"log.connection.close", "false"},
@@ -171,6 +172,7 @@ class ConsumerImpl final : public KafkaConsumer {
     }
     // Error, log and commit events are served by consumer_poll.
     rd_kafka_poll_set_consumer(rk_);
+    if (o.assign_all_partitions) return AssignAll(o.topics);
     rd_kafka_topic_partition_list_t* topics =
         rd_kafka_topic_partition_list_new(static_cast<int>(o.topics.size()));
     for (const auto& t : o.topics) rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
@@ -261,6 +263,36 @@ class ConsumerImpl final : public KafkaConsumer {
   }
 
  private:
+  // Manual assignment of every partition of topics, from the lookup's offsets.
+  Status AssignAll(const std::vector<std::string>& topics) {
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk_, 1, nullptr, &md, 10000);
+    if (e) return Status::Unavailable("consumer: metadata: " + Err(e));
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(16);
+    for (int t = 0; t < md->topic_cnt; ++t) {
+      const auto& mt = md->topics[t];
+      if (std::find(topics.begin(), topics.end(), mt.topic) == topics.end()) continue;
+      for (int i = 0; i < mt.partition_cnt; ++i) {
+        std::optional<int64_t> start;
+        if (lookup_) Guarded("OffsetLookup", [&] { start = lookup_(mt.topic, mt.partitions[i].id); });
+        rd_kafka_topic_partition_list_add(list, mt.topic, mt.partitions[i].id)->offset =
+            start ? *start : RD_KAFKA_OFFSET_BEGINNING;
+      }
+    }
+    rd_kafka_metadata_destroy(md);
+    if (list->cnt == 0) {
+      rd_kafka_topic_partition_list_destroy(list);
+      return Status::NotFound("consumer: none of the topics exists");
+    }
+    e = rd_kafka_assign(rk_, list);
+    std::vector<PartitionOffset> added = ToOffsets(list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e) return Status::Unavailable("consumer: assign: " + Err(e));
+    std::lock_guard<std::mutex> lock(mu_);
+    assignment_ = std::move(added);
+    return Status::Ok();
+  }
+
   static Message Convert(const rd_kafka_message_t* m) {
     Message msg;
     msg.topic = rd_kafka_topic_name(m->rkt);

@@ -56,6 +56,10 @@ struct ConsumerOptions {
   std::string client_id = "cityloop";
   std::vector<std::string> topics;
   std::map<std::string, std::string> properties;  // extra librdkafka properties
+  // Read every partition of `topics` without joining a group (no rebalance
+  // wait; for tools and tests that read whole topics). OffsetLookup still
+  // gives each partition's start (nullopt: the beginning); CommitAsync fails.
+  bool assign_all_partitions = false;
 };
 
 class KafkaConsumer {

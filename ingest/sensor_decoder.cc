@@ -7,7 +7,7 @@
 //   wrong_type), 4. meaning: ts parse (bad_timestamp), skew and age
 //   (future_timestamp, stale_timestamp), value range (out_of_range),
 //   position (out_of_range, outside_city, unknown_location).
-// A JSON null counts as absent. A device_id longer than 128 characters is
+// Nesting deeper than 64 levels is malformed_json. A JSON null counts as absent. A device_id longer than 128 characters is
 // out_of_range. ts accepts an integer (or an integral number such as
 // 1764316800000.0) of epoch ms, or an RFC 3339 string. Unknown fields are
 // checked for syntax and otherwise ignored; a repeated field keeps its last
@@ -110,9 +110,14 @@ std::string Num(double d) {
   return ec == std::errc() ? std::string(buf, end) : std::to_string(d);
 }
 
+// Deeper nesting is malformed_json: the walk below recurses per level, and no
+// sensor message needs more.
+constexpr int kMaxNesting = 64;
+
 // Walks a value the decoder does not use, so that malformed JSON inside an
 // unknown field is still reported as malformed_json.
-bool Validate(od::value v) {
+bool Validate(od::value v, int depth = 0) {
+  if (depth > kMaxNesting) return false;
   od::json_type t;
   if (v.type().get(t) != simdjson::SUCCESS) return false;
   switch (t) {
@@ -121,7 +126,7 @@ bool Validate(od::value v) {
       if (v.get_array().get(a) != simdjson::SUCCESS) return false;
       for (auto element : a) {
         od::value e;
-        if (std::move(element).get(e) != simdjson::SUCCESS || !Validate(e)) return false;
+        if (std::move(element).get(e) != simdjson::SUCCESS || !Validate(e, depth + 1)) return false;
       }
       return true;
     }
@@ -132,7 +137,7 @@ bool Validate(od::value v) {
         od::field f;
         std::string_view key;
         if (std::move(member).get(f) != simdjson::SUCCESS || f.unescaped_key().get(key) != simdjson::SUCCESS ||
-            !Validate(f.value())) {
+            !Validate(f.value(), depth + 1)) {
           return false;
         }
       }

@@ -124,7 +124,7 @@ TEST(Cli, BadUsageExitsTwo) {
 TEST(Cli, SimulateFastNeedsADuration) {
   TempDir dir;
   // A bootstrap nobody listens on: the usage check must come first.
-  Output o = Cityloop(dir, {"simulate", "--bootstrap", "127.0.0.1:1", "--config", testing::ExampleConfigPath(),
+  Output o = Cityloop(dir, {"--log-format", "json", "simulate", "--bootstrap", "127.0.0.1:1", "--config", testing::ExampleConfigPath(),
                             "--fast"});
   EXPECT_EQ(o.code, 2) << o.out << o.err;
   EXPECT_TRUE(Contains(o.err, "--duration")) << o.err;
@@ -287,6 +287,27 @@ TEST(Cli, JsonLogsAreOneObjectPerLineWithLevelAndMsg) {
   EXPECT_TRUE(Contains(broker.out(), "bootstrap: " + bootstrap)) << broker.out();
 }
 
+void ExpectJsonLogLines(const std::string& err) {
+  const auto lines = Lines(err);
+  EXPECT_FALSE(lines.empty()) << "no log lines on stderr";
+  for (const auto& line : lines) {
+    auto j = json::parse(line, nullptr, false);
+    EXPECT_TRUE(j.is_object() && j.contains("level") && j.contains("msg")) << "not a JSON log line: " << line;
+  }
+}
+
+TEST(Cli, JsonLogsOfAWholeEmbeddedRun) {
+  // The engine, its Kafka clients and the embedded broker all log through the
+  // JSON sink: no plain-text line from any of them.
+  TempDir dir;
+  Output o = Cityloop(dir, {"--log-format", "json", "run", "--config", testing::ExampleConfigPath(),
+                            "--embedded-kafka", "--store", dir.file("store"), "--listen", "127.0.0.1:0",
+                            "--exit-when-caught-up"});
+  EXPECT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_TRUE(std::regex_search(o.out, std::regex(R"(bootstrap: 127\.0\.0\.1:[0-9]+)"))) << o.out;
+  ExpectJsonLogLines(o.err);
+}
+
 TEST(Cli, SimulateFastWritesTruthAndReadingsKcatCanConsume) {
   TempDir dir;
   BrokerProcess broker(dir);
@@ -297,7 +318,7 @@ TEST(Cli, SimulateFastWritesTruthAndReadingsKcatCanConsume) {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
   const std::string truth = dir.file("truth.jsonl");
-  Output o = Cityloop(dir, {"simulate", "--bootstrap", bootstrap, "--config", testing::ExampleConfigPath(), "--fast",
+  Output o = Cityloop(dir, {"--log-format", "json", "simulate", "--bootstrap", bootstrap, "--config", testing::ExampleConfigPath(), "--fast",
                             "--duration", "600", "--rate", "5", "--seed", "3", "--start",
                             std::to_string(now_ms - 3600000), "--truth", truth});
   ASSERT_EQ(o.code, 0) << o.out << o.err;
@@ -305,6 +326,7 @@ TEST(Cli, SimulateFastWritesTruthAndReadingsKcatCanConsume) {
   ASSERT_TRUE(std::regex_search(o.out, m, std::regex(R"(simulated ([0-9]+) readings)"))) << o.out;
   const long long produced = std::stoll(m[1]);
   EXPECT_GT(produced, 0);
+  if (!o.err.empty()) ExpectJsonLogLines(o.err);
 
   ASSERT_TRUE(std::ifstream(truth).good()) << "no truth file";
   for (const auto& line : Lines(ReadFile(truth))) {

@@ -10,7 +10,6 @@
 namespace cityloop::testing {
 
 std::vector<ingest::Message> ReadTopic(const std::string& bootstrap, const std::string& topic) {
-  static std::atomic<int> group_seq{0};
   std::vector<ingest::Message> out;
   auto query = ingest::OffsetQuery::Create(bootstrap);
   EXPECT_TRUE(query.ok()) << query.status().ToString();
@@ -23,8 +22,8 @@ std::vector<ingest::Message> ReadTopic(const std::string& bootstrap, const std::
 
   ingest::ConsumerOptions co;
   co.bootstrap = bootstrap;
-  co.group_id = "test-reader-" + std::to_string(::getpid()) + "-" + std::to_string(group_seq++);
   co.topics = {topic};
+  co.assign_all_partitions = true;
   auto consumer = ingest::KafkaConsumer::Create(co, [](const std::string&, int32_t) { return std::optional<int64_t>(0); });
   EXPECT_TRUE(consumer.ok()) << consumer.status().ToString();
   if (!consumer.ok()) return out;
