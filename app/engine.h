@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -48,10 +49,16 @@ class Engine {
   // Whether the last poll found nothing to do.
   Status Step(bool* idle);
   Result<bool> CaughtUp();
+  // Commits the stored offsets to Kafka when due (or at once when `now`).
+  Status MaybeCommit(bool now);
 
   std::shared_ptr<const CityModel> city_;
   EngineOptions options_;
   MetricsRegistry* metrics_ = nullptr;
+  const Clock* clock_ = nullptr;
+  Histogram* poll_ms_ = nullptr;
+  std::map<storage::TopicPartition, int64_t> uncommitted_;
+  int64_t last_commit_ms_ = 0;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<OutboxPublisher> publisher_;

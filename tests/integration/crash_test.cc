@@ -91,7 +91,7 @@ TEST_F(CrashTest, KilledAnywhereAndRestartedNothingIsLostOrDoubled) {
   ASSERT_GE(truth.size(), 5u);
 
   // Crash at each named point of the loop, a few batches in.
-  const char* points[] = {"after_poll:3", "before_write:4", "after_write:6", "after_commit:8", "after_publish:5",
+  const char* points[] = {"after_poll:3", "before_write:4", "after_write:6", "after_commit:2", "after_publish:5",
                           "after_write:15"};
   for (const char* point : points) {
     ChildProcess engine(EngineArgs(true), dir_.file("engine.log"), {std::string("CITYLOOP_FAULT_POINT=") + point});
