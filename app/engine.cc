@@ -83,9 +83,9 @@ Status Engine::Step(bool* idle) {
     Status st = pipeline_->Process(batch_, &result_);
     if (!st.ok()) return Status(st.code(), "writing a batch failed (state kept as on disk): " + st.message());
     for (const auto& o : result_.offsets) uncommitted_[{o.topic, o.partition}] = o.next_offset;
-    CL_RETURN_IF_ERROR(MaybeCommit(false));
     CL_RETURN_IF_ERROR(publisher_->Publish(std::move(result_.outbox)));
   }
+  CL_RETURN_IF_ERROR(MaybeCommit(false));
   CL_RETURN_IF_ERROR(publisher_->Poll(0));
   // Backpressure: stop fetching while Kafka is behind on our output.
   const bool full = publisher_->in_flight() > options_.max_in_flight;
