@@ -162,6 +162,13 @@ class ConsumerImpl final : public KafkaConsumer {
             // of one with nothing new. librdkafka's 500 ms default puts up to
             // 500 ms into ingest-to-dispatch latency whenever a partition is idle.
             {"fetch.wait.max.ms", "5"},
+            // librdkafka 2.0.2 stops fetching a partition once its prefetch
+            // queue passes queued.min.messages and re-checks only ~1 s later,
+            // even when the queue drained long before: the consumer then sits
+            // idle (the mock broker answers one whole record batch per
+            // partition per fetch, so 100 000 is reached at once). Memory
+            // stays bounded by queued.max.messages.kbytes (64 MiB).
+            {"queued.min.messages", "1000000"},
         },
         o.properties, {{"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}});
     if (!conf.ok()) return conf.status();
