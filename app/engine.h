@@ -42,7 +42,6 @@ class Engine {
   Status Run(const std::atomic<bool>& stop);
   // True once the store is restored and the consumer has its first assignment.
   bool ready() const { return ready_.load(); }
-  const Pipeline& pipeline() const { return *pipeline_; }
 
  private:
   Engine() = default;

@@ -47,9 +47,6 @@ class Pipeline {
   // stop and restart from the store.
   Status Process(const std::vector<ingest::Message>& batch, BatchResult* result);
 
-  const dispatch::CaseEngine& cases() const { return cases_; }
-  const detect::ThresholdDetector& detector() const { return detector_; }
-
  private:
   void HandleSensor(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
   static std::string DeviceLatestJson(const Reading& r);
