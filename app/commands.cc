@@ -85,7 +85,7 @@ int ValidateCommand(const ValidateArgs& args) {
   const Config& c = city->config();
   std::cout << "ok: " << args.config << " (" << c.city.districts.size() << " districts, " << city->grid().cell_count()
             << " cells, " << c.city.devices.size() << " devices, " << c.city.units.size() << " units, "
-            << c.rules.threshold.size() << " rules)\n";
+            << c.rules.size() << " rules)\n";
   return kExitOk;
 }
 
@@ -109,7 +109,7 @@ int BrokerCommand(const BrokerArgs& args, const std::atomic<bool>& stop) {
   return kExitOk;
 }
 
-int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop) {
+int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   auto city = LoadCity(args.config);
   if (!city) return kExitUsage;
   const Config& cfg = city->config();
@@ -133,6 +133,7 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop) {
   eo.bootstrap = bootstrap;
   eo.store_path = args.store;
   eo.exit_when_caught_up = args.exit_when_caught_up;
+  eo.config_path = args.config;
   auto engine = Engine::Create(city, eo, clock, &metrics);
   if (!engine.ok()) {
     spdlog::error("engine failed to start: {}", engine.status().ToString());
@@ -178,7 +179,7 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop) {
     });
   }
 
-  Status st = eng->Run(stop);
+  Status st = eng->Run(stop, reload);
   engine_done.store(true);
   if (simulator.joinable()) simulator.join();
   if (summary.joinable()) summary.join();

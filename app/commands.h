@@ -39,7 +39,8 @@ struct RunArgs {
   bool summary = false;
   bool exit_when_caught_up = false;
 };
-int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop);
+// SIGHUP sets *reload: the engine then reloads the config's rules.
+int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop, std::atomic<bool>* reload);
 
 struct SimulateArgs {
   std::string bootstrap;

@@ -31,7 +31,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
   if (!store.ok()) return store.status();
   e->store_ = std::move(store).value();
 
-  e->pipeline_ = std::make_unique<Pipeline>(city, e->store_.get(), clock, metrics);
+  e->pipeline_ = std::make_unique<Pipeline>(city, e->store_.get(), clock, metrics, /*live=*/true);
   CL_RETURN_IF_ERROR(e->pipeline_->Restore());
 
   ingest::ProducerOptions po;
@@ -48,7 +48,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
   co.bootstrap = bootstrap;
   co.group_id = cfg.kafka.group_id;
   co.client_id = cfg.kafka.client_id;
-  co.topics = {cfg.kafka.topics.sensors};
+  co.topics = {cfg.kafka.topics.sensors, cfg.kafka.topics.reports, cfg.kafka.topics.camera_detections};
   co.properties = cfg.kafka.properties;
   storage::Store* st = e->store_.get();
   Engine* self = e.get();
@@ -82,8 +82,12 @@ Status Engine::Step(bool* idle) {
     FaultPoint("after_poll");
     Status st = pipeline_->Process(batch_, &result_);
     if (!st.ok()) return Status(st.code(), "writing a batch failed (state kept as on disk): " + st.message());
-    for (const auto& o : result_.offsets) uncommitted_[{o.topic, o.partition}] = o.next_offset;
-    CL_RETURN_IF_ERROR(publisher_->Publish(std::move(result_.outbox)));
+    CL_RETURN_IF_ERROR(Publish());
+  } else {
+    // No input: event time moves on from the wall clock (silent devices, closing windows).
+    Status st = pipeline_->Tick(&result_);
+    if (!st.ok()) return Status(st.code(), "writing a batch failed (state kept as on disk): " + st.message());
+    CL_RETURN_IF_ERROR(Publish());
   }
   CL_RETURN_IF_ERROR(MaybeCommit(false));
   CL_RETURN_IF_ERROR(publisher_->Poll(0));
@@ -95,6 +99,58 @@ Status Engine::Step(bool* idle) {
     spdlog::warn("consumption {} ({} outbox records in flight)", full ? "paused" : "resumed", publisher_->in_flight());
   }
   if (paused_) CL_RETURN_IF_ERROR(publisher_->Poll(10));
+  return Status::Ok();
+}
+
+Status Engine::Publish() {
+  for (const auto& o : result_.offsets) uncommitted_[{o.topic, o.partition}] = o.next_offset;
+  if (result_.outbox.empty()) return Status::Ok();
+  return publisher_->Publish(std::move(result_.outbox));
+}
+
+Status Engine::Reload() {
+  Counter& accepted = metrics_->GetCounter("cityloop_config_reloads_total", "Rule reloads (SIGHUP)",
+                                           {{"result", "applied"}});
+  Counter& rejected = metrics_->GetCounter("cityloop_config_reloads_total", "Rule reloads (SIGHUP)",
+                                           {{"result", "rejected"}});
+  if (options_.config_path.empty()) {
+    rejected.Inc();
+    return Status::InvalidArgument("no config file to reload");
+  }
+  ConfigLoadResult loaded = LoadConfigFile(options_.config_path);
+  if (!loaded.config) {
+    rejected.Inc();
+    std::string why;
+    for (const auto& e : loaded.errors) why += "\n  " + e.ToString();
+    return Status::InvalidArgument("reload of " + options_.config_path + " rejected, rules unchanged:" + why);
+  }
+  const Config& running = city_->config();
+  const Config& fresh = *loaded.config;
+  if (!(fresh.city == running.city)) {
+    rejected.Inc();
+    return Status::InvalidArgument("reload of " + options_.config_path +
+                                   " rejected, rules unchanged: the city section changed; restart to apply it");
+  }
+  std::vector<std::string> later;
+  if (!(fresh.kafka == running.kafka)) later.push_back("kafka");
+  if (!(fresh.storage == running.storage)) later.push_back("storage");
+  if (!(fresh.ingest == running.ingest)) later.push_back("ingest");
+  if (!(fresh.event_time == running.event_time)) later.push_back("event_time");
+  if (!(fresh.sla == running.sla)) later.push_back("sla");
+  if (!(fresh.api == running.api)) later.push_back("api");
+  for (const auto& section : later) spdlog::warn("reload: changes to '{}' take effect at the next start", section);
+  Config next = running;
+  next.rules = fresh.rules;
+  auto model = CityModel::Build(next);
+  if (!model.ok()) {
+    rejected.Inc();
+    return model.status();
+  }
+  city_ = *model;
+  const detect::ReloadSummary s = pipeline_->ReloadRules(city_);
+  accepted.Inc();
+  spdlog::info("rules reloaded from {}: {} kept, {} added, {} changed, {} removed ({} rules)", options_.config_path,
+               s.kept, s.added, s.changed, s.removed, city_->config().rules.size());
   return Status::Ok();
 }
 
@@ -127,9 +183,13 @@ Result<bool> Engine::CaughtUp() {
   return true;
 }
 
-Status Engine::Run(const std::atomic<bool>& stop) {
+Status Engine::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   Status result;
   while (!stop.load()) {
+    if (reload != nullptr && reload->exchange(false)) {
+      Status r = Reload();
+      if (!r.ok()) spdlog::error("{}", r.message());
+    }
     bool idle = false;
     result = Step(&idle);
     if (!result.ok()) break;

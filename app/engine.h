@@ -30,6 +30,8 @@ struct EngineOptions {
   // Return from Run() once every assigned partition is consumed up to its
   // high watermark and the outbox is empty (catch up a backlog, then exit).
   bool exit_when_caught_up = false;
+  // The config file, re-read on Reload() (SIGHUP).
+  std::string config_path;
 };
 
 class Engine {
@@ -38,8 +40,14 @@ class Engine {
                                                 const Clock& clock, MetricsRegistry* metrics);
   ~Engine();
   // Runs until stop becomes true, then drains the outbox and leaves the group.
+  // Whenever *reload is true it is reset and the rules are reloaded.
   // Returns non-OK on a fatal error (the store could not be written).
-  Status Run(const std::atomic<bool>& stop);
+  Status Run(const std::atomic<bool>& stop, std::atomic<bool>* reload = nullptr);
+  // Re-reads options.config_path and swaps in its rules (and merge
+  // settings). The new file is validated first: any error, or a change to
+  // the city section, changes nothing and is returned. Changes to other
+  // sections are logged and take effect at the next start.
+  Status Reload();
   // True once the store is restored and the consumer has its first assignment.
   bool ready() const { return ready_.load(); }
 
@@ -50,6 +58,8 @@ class Engine {
   Result<bool> CaughtUp();
   // Commits the stored offsets to Kafka when due (or at once when `now`).
   Status MaybeCommit(bool now);
+  // Publishes a written batch and notes its offsets for the next commit.
+  Status Publish();
 
   std::shared_ptr<const CityModel> city_;
   EngineOptions options_;

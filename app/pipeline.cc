@@ -9,6 +9,7 @@
 
 #include "app/fault_points.h"
 #include "core/case_json.h"
+#include "core/time_util.h"
 
 namespace cityloop::app {
 namespace {
@@ -27,19 +28,23 @@ uint64_t ParseU64(const std::optional<std::string>& s, uint64_t fallback) {
 }  // namespace
 
 Pipeline::Pipeline(std::shared_ptr<const CityModel> city, storage::Store* store, const Clock& clock,
-                   MetricsRegistry* metrics)
+                   MetricsRegistry* metrics, bool live)
     : city_(std::move(city)),
       store_(store),
       clock_(clock),
       metrics_(metrics),
       decoder_(city_),
-      detector_(city_),
+      report_decoder_(city_),
+      detection_decoder_(city_),
+      rules_(city_, live),
       cases_(city_) {
   messages_ = &metrics_->GetCounter("cityloop_ingest_messages_total", "Input messages read from Kafka");
   accepted_ = &metrics_->GetCounter("cityloop_ingest_accepted_total", "Input messages that passed validation");
   unknown_kind_ = &metrics_->GetCounter("cityloop_readings_unknown_kind_total",
                                         "Readings of a sensor kind no rule or registry knows (stored, not evaluated)");
   signals_ = &metrics_->GetCounter("cityloop_signals_total", "Signals raised by detectors");
+  late_ = &metrics_->GetCounter("cityloop_late_events_total",
+                                "Inputs older than their partition's watermark (dropped or applied, see event_time)");
   batches_ = &metrics_->GetCounter("cityloop_batches_total", "Micro-batches written to the store");
   batch_ms_ = &metrics_->GetHistogram("cityloop_batch_process_ms", "Time to process and write one micro-batch (ms)",
                                       {0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000});
@@ -59,11 +64,14 @@ Status Pipeline::Restore() {
     return true;
   }));
   CL_RETURN_IF_ERROR(bad);
-  CL_RETURN_IF_ERROR(store_->ForEachState(detect::kThresholdStatePrefix, [&](std::string_view k, std::string_view v) {
-    bad = detector_.Restore(k, v);
-    return bad.ok();
-  }));
-  CL_RETURN_IF_ERROR(bad);
+  const int64_t now = clock_.now_ms();
+  for (const std::string& prefix : detect::RuleSet::StatePrefixes()) {
+    CL_RETURN_IF_ERROR(store_->ForEachState(prefix, [&](std::string_view k, std::string_view v) {
+      bad = rules_.Restore(k, v, now);
+      return bad.ok();
+    }));
+    CL_RETURN_IF_ERROR(bad);
+  }
   auto case_seq = store_->GetMeta(kMetaCaseSeq);
   auto outbox_seq = store_->GetMeta(kMetaOutboxSeq);
   if (!case_seq.ok()) return case_seq.status();
@@ -97,6 +105,16 @@ void Pipeline::DeadLetter(const ingest::Message& m, const ingest::Rejection& why
   AddOutbox(city_->config().kafka.topics.dlq, m.key, m.value, std::move(headers));
 }
 
+bool Pipeline::Admitted(detect::Admission a, const ingest::Message& m, int64_t ts_ms) {
+  if (a == detect::Admission::kOnTime) return true;
+  late_->Inc();
+  if (a == detect::Admission::kLateApplied) return true;
+  DeadLetter(m, {"late_event", "event time " + FormatRfc3339Ms(ts_ms) + " is older than the partition's watermark " +
+                                   FormatRfc3339Ms(rules_.time().WatermarkOf(m.topic, m.partition)) +
+                                   " (event_time.allowed_lateness)"});
+  return false;
+}
+
 void Pipeline::HandleSensor(const ingest::Message& m, int64_t now, std::vector<Signal>* signals) {
   auto outcome = decoder_.Decode(m.value, now);
   if (auto* why = std::get_if<ingest::Rejection>(&outcome)) {
@@ -104,13 +122,46 @@ void Pipeline::HandleSensor(const ingest::Message& m, int64_t now, std::vector<S
     return;
   }
   Reading& r = std::get<Reading>(outcome);
-  accepted_->Inc();
   r.input = {m.topic, m.partition, m.offset};
   r.ingest_ms = now;
+  if (!Admitted(rules_.OnReading(r, now, signals), m, r.ts_ms)) return;
+  accepted_->Inc();
   if (!city_->FindSensorKind(r.kind)) unknown_kind_->Inc();
-  detector_.OnReading(r, signals);
   Reading& latest = device_latest_[r.device_id];
   if (r.ts_ms >= latest.ts_ms) latest = std::move(r);
+}
+
+void Pipeline::HandleReport(const ingest::Message& m, int64_t now, std::vector<Signal>* signals) {
+  auto outcome = report_decoder_.Decode(m.value, now);
+  if (auto* why = std::get_if<ingest::Rejection>(&outcome)) {
+    DeadLetter(m, *why);
+    return;
+  }
+  Report& rep = std::get<Report>(outcome);
+  rep.input = {m.topic, m.partition, m.offset};
+  rep.ingest_ms = now;
+  if (Admitted(rules_.OnReport(rep, now, signals), m, rep.ts_ms)) accepted_->Inc();
+}
+
+void Pipeline::HandleDetections(const ingest::Message& m, int64_t now, std::vector<Signal>* signals) {
+  auto outcome = detection_decoder_.Decode(m.value, now);
+  if (auto* why = std::get_if<ingest::Rejection>(&outcome)) {
+    DeadLetter(m, *why);
+    return;
+  }
+  CameraDetections& d = std::get<CameraDetections>(outcome);
+  d.input = {m.topic, m.partition, m.offset};
+  d.ingest_ms = now;
+  if (Admitted(rules_.OnDetections(d, now, signals), m, d.ts_ms)) accepted_->Inc();
+}
+
+void Pipeline::ToCases(const std::vector<Signal>& signals) {
+  for (const Signal& s : signals) {
+    metrics_->GetCounter("cityloop_signals_total", "Signals raised by detectors", {{"source", SignalSourceName(s.source)}})
+        .Inc();
+    // Rules with opens_case: false only feed correlations.
+    if (s.opens_case) cases_.OnSignal(s, &effects_);
+  }
 }
 
 std::string Pipeline::DeviceLatestJson(const Reading& r) {
@@ -140,18 +191,42 @@ Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult*
     }
     prev = &m;
     *partition_next = std::max(*partition_next, m.offset + 1);
+    signals.clear();
     if (m.topic == topics.sensors) {
-      signals.clear();
       HandleSensor(m, now, &signals);
-      for (const Signal& s : signals) {
-        signals_->Inc();
-        cases_.OnSignal(s, &effects_);
-      }
+    } else if (m.topic == topics.reports) {
+      HandleReport(m, now, &signals);
+    } else if (m.topic == topics.camera_detections) {
+      HandleDetections(m, now, &signals);
     } else {
       DeadLetter(m, {"unsupported_topic", "this engine does not consume " + m.topic + " yet"});
     }
+    ToCases(signals);
   }
+  CL_RETURN_IF_ERROR(Commit(next_offsets, result));
+  batch_ms_->Observe(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+  return Status::Ok();
+}
 
+Status Pipeline::Tick(BatchResult* result) {
+  result->Clear();
+  outbox_.clear();
+  device_latest_.clear();
+  effects_.Clear();
+  std::vector<Signal> signals;
+  rules_.Tick(clock_.now_ms(), &signals);
+  if (signals.empty()) return Status::Ok();  // moved watermarks are persisted with the next batch
+  ToCases(signals);
+  return Commit({}, result);
+}
+
+detect::ReloadSummary Pipeline::ReloadRules(std::shared_ptr<const CityModel> city) {
+  city_ = city;
+  cases_.SetCity(city);
+  return rules_.Reload(std::move(city));
+}
+
+Status Pipeline::Commit(const std::map<storage::TopicPartition, int64_t>& next_offsets, BatchResult* result) {
   storage::WriteBatch wb = store_->NewBatch();
   std::sort(effects_.changed_cases.begin(), effects_.changed_cases.end());
   effects_.changed_cases.erase(std::unique(effects_.changed_cases.begin(), effects_.changed_cases.end()),
@@ -173,7 +248,12 @@ Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult*
   for (const auto& a : effects_.audit) wb.PutAudit(a.case_id, a.seq, a.json);
   for (auto& r : effects_.records) AddOutbox(std::move(r.topic), std::move(r.key), std::move(r.value));
   for (const auto& r : outbox_) wb.PutOutbox(r);
-  for (const auto& [key, value] : detector_.TakeDirty()) wb.PutState(key, value);
+  state_.clear();
+  rules_.TakeDirty(&state_);
+  for (const auto& e : state_) {
+    if (e.value) wb.PutState(e.key, *e.value);
+    else wb.DeleteState(e.key);
+  }
   for (const auto& [device, r] : device_latest_) wb.PutState(std::string(kDevicePrefix) + device, DeviceLatestJson(r));
   for (const auto& [tp, next] : next_offsets) wb.PutOffset(tp, next);
   wb.PutMeta(kMetaCaseSeq, std::to_string(cases_.next_case_number()));
@@ -183,7 +263,6 @@ Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult*
   CL_RETURN_IF_ERROR(store_->Write(std::move(wb)));
   FaultPoint("after_write");
   batches_->Inc();
-  batch_ms_->Observe(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
   result->Clear();
   result->outbox = std::move(outbox_);
   outbox_.clear();

@@ -1,9 +1,10 @@
 // Pipeline: the deterministic core of the engine, shared by the streaming
 // service and replay. One micro-batch of input messages goes in; decoding and
-// validation (bad input -> dead-letter record), threshold detection, case
-// merging and routing run; and everything the batch changed — cases, audit
-// entries, outbox records (events, dispatch orders, dead letters), detector
-// state and the input offsets — is written in ONE atomic RocksDB WriteBatch.
+// validation (bad input -> dead-letter record), event time and detection
+// (detect::RuleSet), case merging and routing run; and everything the batch
+// changed — cases, audit entries, outbox records (events, dispatch orders,
+// dead letters), rule state, event time and the input offsets — is written
+// in ONE atomic RocksDB WriteBatch.
 // Owned and called by one engine thread.
 #pragma once
 
@@ -17,9 +18,11 @@
 #include "core/city.h"
 #include "core/clock.h"
 #include "core/metrics.h"
-#include "detect/threshold_detector.h"
+#include "detect/rule_set.h"
 #include "dispatch/case_engine.h"
 #include "ingest/kafka.h"
+#include "ingest/detection_decoder.h"
+#include "ingest/report_decoder.h"
 #include "ingest/sensor_decoder.h"
 #include "storage/store.h"
 
@@ -37,8 +40,10 @@ struct BatchResult {
 
 class Pipeline {
  public:
+  // live: event time also moves on from the wall clock when input is idle
+  // (the streaming service); false for replay, which runs on the log alone.
   Pipeline(std::shared_ptr<const CityModel> city, storage::Store* store, const Clock& clock,
-           MetricsRegistry* metrics);
+           MetricsRegistry* metrics, bool live = true);
 
   // Loads cases, detector state and counters from the store. Call once, first.
   Status Restore();
@@ -46,9 +51,23 @@ class Pipeline {
   // On failure the in-memory state is ahead of the store: the caller must
   // stop and restart from the store.
   Status Process(const std::vector<ingest::Message>& batch, BatchResult* result);
+  // Live mode, between polls: advances idle sources' event time and writes
+  // what that raised (silent devices, closed windows). Leaves `result` empty
+  // when nothing changed.
+  Status Tick(BatchResult* result);
+  // Swaps in the rules (and merge settings) of city, whose city section must
+  // equal the running one. Unchanged rules keep their state.
+  detect::ReloadSummary ReloadRules(std::shared_ptr<const CityModel> city);
 
  private:
   void HandleSensor(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
+  void HandleReport(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
+  void HandleDetections(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
+  // Counts and, when dropped, dead-letters an input that came too late.
+  bool Admitted(detect::Admission a, const ingest::Message& m, int64_t ts_ms);
+  void ToCases(const std::vector<Signal>& signals);
+  // Writes the batch's changes (with next_offsets) and fills result.
+  Status Commit(const std::map<storage::TopicPartition, int64_t>& next_offsets, BatchResult* result);
   static std::string DeviceLatestJson(const Reading& r);
   void DeadLetter(const ingest::Message& m, const ingest::Rejection& why);
   void AddOutbox(std::string topic, std::string key, std::string value, ingest::Headers headers = {});
@@ -58,7 +77,9 @@ class Pipeline {
   const Clock& clock_;
   MetricsRegistry* metrics_;
   ingest::SensorDecoder decoder_;
-  detect::ThresholdDetector detector_;
+  ingest::ReportDecoder report_decoder_;
+  ingest::DetectionDecoder detection_decoder_;
+  detect::RuleSet rules_;
   dispatch::CaseEngine cases_;
   uint64_t next_outbox_seq_ = 1;
 
@@ -66,11 +87,13 @@ class Pipeline {
   std::vector<storage::OutboxRecord> outbox_;
   std::unordered_map<std::string, Reading> device_latest_;  // device id -> newest reading of the batch
   dispatch::Effects effects_;
+  std::vector<detect::StateEntry> state_;
 
   Counter* messages_;
   Counter* accepted_;
   Counter* unknown_kind_;
   Counter* signals_;
+  Counter* late_;
   Counter* batches_;
   Histogram* batch_ms_;
 };

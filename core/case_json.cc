@@ -23,7 +23,10 @@ json SignalToJson(const Signal& s) {
               {"input", s.input.ToString()},
               {"input_topic", s.input.topic},
               {"input_partition", s.input.partition},
-              {"input_offset", s.input.offset}};
+              {"input_offset", s.input.offset},
+              {"explanation", s.explanation},
+              {"attributes", s.attributes},
+              {"members", s.members}};
 }
 
 Result<Signal> SignalFromJson(const json& j) {
@@ -31,7 +34,10 @@ Result<Signal> SignalFromJson(const json& j) {
     Signal s;
     s.id = j.at("id").get<std::string>();
     const std::string src = j.value("source", "sensor");
-    s.source = src == "camera" ? SignalSource::kCamera : src == "report" ? SignalSource::kReport : SignalSource::kSensor;
+    s.source = src == "camera"        ? SignalSource::kCamera
+               : src == "report"      ? SignalSource::kReport
+               : src == "correlation" ? SignalSource::kCorrelation
+                                      : SignalSource::kSensor;
     s.category = j.at("category").get<std::string>();
     s.priority = ParsePriority(j.value("priority", "normal")).value_or(Priority::kNormal);
     s.cell = j.value("cell", -1);
@@ -47,6 +53,9 @@ Result<Signal> SignalFromJson(const json& j) {
     s.input.topic = j.value("input_topic", "");
     s.input.partition = j.value("input_partition", 0);
     s.input.offset = j.value("input_offset", int64_t{-1});
+    s.explanation = j.value("explanation", "");
+    if (auto it = j.find("attributes"); it != j.end()) s.attributes = it->get<std::map<std::string, std::string>>();
+    if (auto it = j.find("members"); it != j.end()) s.members = it->get<std::vector<std::string>>();
     return s;
   } catch (const json::exception& e) {
     return Status::DataLoss(std::string("bad signal JSON: ") + e.what());
@@ -78,6 +87,8 @@ json CaseToJson(const Case& c) {
               {"ack_deadline", c.ack_deadline_ms},
               {"handle_deadline", c.handle_deadline_ms},
               {"event_seq", c.event_seq},
+              {"merged_into", c.merged_into},
+              {"absorbed", c.absorbed},
               {"signals", std::move(signals)}};
 }
 
@@ -107,6 +118,8 @@ Result<Case> CaseFromJson(const json& j) {
     c.ack_deadline_ms = j.value("ack_deadline", int64_t{0});
     c.handle_deadline_ms = j.value("handle_deadline", int64_t{0});
     c.event_seq = j.value("event_seq", 0u);
+    c.merged_into = j.value("merged_into", "");
+    if (auto it = j.find("absorbed"); it != j.end()) c.absorbed = it->get<std::vector<std::string>>();
     for (const auto& sj : j.value("signals", json::array())) {
       auto s = SignalFromJson(sj);
       if (!s.ok()) return s.status();

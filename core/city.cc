@@ -14,6 +14,7 @@ Result<std::shared_ptr<const CityModel>> CityModel::Build(const Config& config) 
   for (const auto& d : city.departments) m->departments_[d.id] = &d;
   for (const auto& c : city.catalogue) m->categories_[c.id] = &c;
   for (const auto& d : city.devices) m->devices_[d.id] = &d;
+  for (const auto& c : city.cameras) m->cameras_[c.id] = &c;
   std::unordered_map<std::string, const Street*> streets;
   for (const auto& s : city.streets) streets[s.id] = &s;
 
@@ -73,6 +74,7 @@ static auto FindIn(const Map& map, std::string_view id) -> typename Map::mapped_
 }
 
 const Device* CityModel::FindDevice(std::string_view id) const { return FindIn(devices_, id); }
+const Camera* CityModel::FindCamera(std::string_view id) const { return FindIn(cameras_, id); }
 const Category* CityModel::FindCategory(std::string_view id) const { return FindIn(categories_, id); }
 const Department* CityModel::FindDepartment(std::string_view id) const { return FindIn(departments_, id); }
 const District* CityModel::FindDistrict(std::string_view id) const { return FindIn(districts_, id); }

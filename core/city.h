@@ -37,6 +37,7 @@ class CityModel {
   const CellInfo& Cell(int index) const { return cells_[static_cast<size_t>(index)]; }
   const CellInfo* CellByCode(std::string_view code) const;
   const Device* FindDevice(std::string_view id) const;
+  const Camera* FindCamera(std::string_view id) const;
   const Category* FindCategory(std::string_view id) const;
   const Department* FindDepartment(std::string_view id) const;
   const District* FindDistrict(std::string_view id) const;
@@ -55,6 +56,7 @@ class CityModel {
   std::vector<CellInfo> cells_;
   std::unordered_map<std::string, int> cell_by_code_;
   std::unordered_map<std::string, const Device*> devices_;
+  std::unordered_map<std::string, const Camera*> cameras_;
   std::unordered_map<std::string, const Category*> categories_;
   std::unordered_map<std::string, const Department*> departments_;
   std::unordered_map<std::string, const District*> districts_;

@@ -27,6 +27,7 @@ struct TopicNames {
   std::string cases = "cityloop.cases";                     // kafka.topics.cases
   std::string dispatch = "cityloop.dispatch";               // kafka.topics.dispatch
   std::string dlq = "cityloop.dlq";                         // kafka.topics.dlq
+  bool operator==(const TopicNames&) const = default;
 };
 
 struct KafkaOptions {
@@ -40,12 +41,14 @@ struct KafkaOptions {
   // kafka.properties: extra librdkafka properties passed through as-is
   // (security.protocol, sasl.*, ssl.* for a real cluster).
   std::map<std::string, std::string> properties;
+  bool operator==(const KafkaOptions&) const = default;
 };
 
 // storage:
 struct StorageOptions {
   std::string path = "./cityloop-data";  // storage.path
   bool sync_writes = false;              // storage.sync: fsync every batch (WAL is always on)
+  bool operator==(const StorageOptions&) const = default;
 };
 
 // ingest:
@@ -53,6 +56,9 @@ struct IngestOptions {
   int64_t max_message_bytes = 64 * 1024;     // ingest.max_message_bytes
   int64_t max_future_skew_ms = 5 * 60000;    // ingest.max_future_skew: ts later than now + this is rejected
   int64_t max_past_age_ms = 30LL * 86400000; // ingest.max_past_age: ts older than now - this is rejected
+  int64_t max_report_text_bytes = 4096;      // ingest.max_report_text_bytes: city.reports `text`
+  int max_detections_per_message = 256;      // ingest.max_detections: city.camera.detections `detections[]`
+  bool operator==(const IngestOptions&) const = default;
 };
 
 // A sensor kind: its unit and the physically plausible range of a reading.
@@ -63,6 +69,7 @@ struct SensorKind {
   double min = -1e300;
   double max = 1e300;
   int64_t report_interval_ms = 60000;  // how often a device of this kind reports
+  bool operator==(const SensorKind&) const = default;
 };
 
 struct District {     // city.districts[]
@@ -70,6 +77,7 @@ struct District {     // city.districts[]
   std::string name;   // name, e.g. "芙蓉区"
   std::string code;   // code: 6-digit administrative code, e.g. "430102"
   std::string default_department;  // default_department: owner when the catalogue has no entry
+  bool operator==(const District&) const = default;
 };
 
 struct Street {       // city.districts[].streets[]
@@ -77,6 +85,7 @@ struct Street {       // city.districts[].streets[]
   std::string name;
   std::string code;   // 3 digits
   std::string district_id;
+  bool operator==(const Street&) const = default;
 };
 
 // A community owns a rectangle of grid cells (rows/cols inclusive ranges).
@@ -88,11 +97,13 @@ struct Community {    // city.districts[].streets[].communities[]
   std::string district_id;
   int row_from = 0, row_to = 0;  // rows: [from, to]
   int col_from = 0, col_to = 0;  // cols: [from, to]
+  bool operator==(const Community&) const = default;
 };
 
 struct Department {   // city.departments[]
   std::string id;     // drainage, gas, municipal, fire, environment, traffic, city_management
   std::string name;
+  bool operator==(const Department&) const = default;
 };
 
 enum class Priority { kUrgent = 0, kHigh = 1, kNormal = 2, kLow = 3 };
@@ -106,6 +117,7 @@ struct Category {     // city.catalogue[]
   std::string code;   // 大类/小类 code, e.g. "0302"
   std::string department;
   Priority priority = Priority::kNormal;
+  bool operator==(const Category&) const = default;
 };
 
 struct Device {       // city.devices[]
@@ -113,12 +125,14 @@ struct Device {       // city.devices[]
   std::string kind;   // a sensor kind
   LatLon position;    // lat, lon
   std::string name;
+  bool operator==(const Device&) const = default;
 };
 
 struct Camera {       // city.cameras[]
   std::string id;
   LatLon position;
   std::string name;
+  bool operator==(const Camera&) const = default;
 };
 
 struct Unit {         // city.units[]
@@ -127,6 +141,7 @@ struct Unit {         // city.units[]
   std::string name;
   LatLon base;                         // lat, lon: home position
   std::vector<std::string> districts;  // districts: area covered (empty = whole city)
+  bool operator==(const Unit&) const = default;
 };
 
 struct CityOptions {
@@ -142,23 +157,34 @@ struct CityOptions {
   std::vector<Device> devices;
   std::vector<Camera> cameras;
   std::vector<Unit> units;
+  bool operator==(const CityOptions&) const = default;
 };
 
-// rules[]: kind: threshold. Raise when value is beyond `raise` for at least
-// `for`; clear when it is back beyond `clear` (hysteresis).
+// rules[]: every rule has an id, the catalogue category of the incidents it
+// reports and an optional priority (else the category's). kind picks the rest.
+struct RuleBase {
+  std::string id;                       // id: unique across all rules
+  std::string category;                 // category: catalogue id of the incident
+  std::optional<Priority> priority;     // priority: overrides the category's default
+  // opens_case: false = the rule's signals only feed correlation rules
+  // (e.g. heavy rain alone is no incident, rain plus rising water is).
+  bool opens_case = true;
+  bool operator==(const RuleBase&) const = default;
+};
+
+// kind: threshold. Raise when value is beyond `raise` for at least `for`;
+// clear when it is back beyond `clear` (hysteresis).
 enum class ThresholdDirection { kAbove, kBelow };
 
 struct ThresholdOverride {   // rules[].overrides.<device_id>: {raise, clear, for}
   std::optional<double> raise;
   std::optional<double> clear;
   std::optional<int64_t> min_duration_ms;
+  bool operator==(const ThresholdOverride&) const = default;
 };
 
-struct ThresholdRule {
-  std::string id;                       // id
+struct ThresholdRule : RuleBase {
   std::string sensor_kind;              // sensor: the sensor kind it watches
-  std::string category;                 // category: catalogue id of the incident
-  std::optional<Priority> priority;     // priority: overrides the category's default
   ThresholdDirection direction = ThresholdDirection::kAbove;  // above: X | below: X (the raise level)
   double raise = 0;
   double clear = 0;                     // clear: back to normal level (defaults to raise)
@@ -168,11 +194,136 @@ struct ThresholdRule {
   std::optional<std::pair<int, int>> active_hours;
   std::vector<std::string> devices;     // devices: restrict to these ids (empty = all of the kind)
   std::map<std::string, ThresholdOverride> overrides;
+  bool operator==(const ThresholdRule&) const = default;
+};
+
+// kind: rate. The change of a device's value over the last `per`, e.g. water
+// level rising faster than 0.10 m per 10 min: rise: 0.10, per: 10m. Raises
+// when the change over `per` is beyond the level, clears when it is back
+// within `clear` (defaults to the level).
+struct RateRule : RuleBase {
+  std::string sensor_kind;              // sensor
+  ThresholdDirection direction = ThresholdDirection::kAbove;  // rise: X (kAbove) | fall: X (kBelow), X > 0
+  double rate = 0;                      // change per `per`, as a magnitude
+  double clear = 0;                     // clear: magnitude back to normal (defaults to rate)
+  int64_t per_ms = 10 * 60000;          // per: the time base and the look-back
+  int64_t min_span_ms = 0;              // min_span: least data span to judge (defaults to per / 2)
+  std::vector<std::string> devices;     // devices
+  std::map<std::string, double> overrides;  // overrides.<device>: {rise|fall: X}
+  bool operator==(const RateRule&) const = default;
+};
+
+// kind: window. An aggregate over a tumbling or sliding event-time window,
+// judged when the window closes (watermark past its end).
+enum class Aggregate { kCount, kMin, kMax, kMean, kSum, kPercentile };
+const char* AggregateName(Aggregate a);
+
+struct WindowRule : RuleBase {
+  std::string sensor_kind;              // sensor
+  int64_t size_ms = 10 * 60000;         // window.size
+  int64_t slide_ms = 0;                 // window.slide: 0 = tumbling (slide = size)
+  Aggregate aggregate = Aggregate::kMean;  // aggregate: count|min|max|mean|sum|percentile
+  double percentile = 95;               // percentile: (0, 100], for aggregate: percentile
+  ThresholdDirection direction = ThresholdDirection::kAbove;  // above: X | below: X
+  double level = 0;
+  int min_samples = 1;                  // min_samples: windows with fewer readings are not judged
+  std::vector<std::string> devices;     // devices
+  std::map<std::string, double> overrides;  // overrides.<device>: {above|below: X}
+  int64_t slide() const { return slide_ms > 0 ? slide_ms : size_ms; }
+  bool operator==(const WindowRule&) const = default;
+};
+
+// kind: no_signal. A device silent for longer than factor x its expected
+// report interval (city.sensor_kinds.<kind>.report_interval, or `interval`,
+// or overrides.<device>.interval). Watches devices that reported at least
+// once; one signal per silence, cleared by the next reading.
+struct NoSignalRule : RuleBase {
+  std::vector<std::string> sensor_kinds;  // sensors: kinds watched (empty = every kind)
+  double factor = 3;                    // factor: k, > 1
+  std::optional<int64_t> interval_ms;   // interval: overrides the kinds' report intervals
+  std::vector<std::string> devices;     // devices
+  std::map<std::string, int64_t> overrides;  // overrides.<device>: {interval}
+  bool operator==(const NoSignalRule&) const = default;
+};
+
+// kind: flapping. A device whose alarms (of the watched threshold/rate/window
+// rules) toggle alarm <-> normal more than `transitions` times within
+// `within` raises one signal; the watched rules' alarms of that device are
+// suppressed until it has been stable for `within`.
+struct FlappingRule : RuleBase {
+  std::vector<std::string> rules;       // rules: ids of the watched rules
+  int transitions = 4;                  // transitions: more than this many...
+  int64_t within_ms = 30 * 60000;       // within: ...in this long
+  bool operator==(const FlappingRule&) const = default;
+};
+
+// kind: correlation. Signals of every member (by rule id or by category)
+// within `within` of each other and inside the spatial scope raise one
+// combined signal; e.g. gas ppm high next to a tilted manhole cover -> an
+// urgent gas leak.
+enum class CorrelationScope { kCell, kNeighbours, kDistrict, kRadius };
+const char* CorrelationScopeName(CorrelationScope s);
+
+struct CorrelationMember {              // rules[].when[]: {rule: id} | {category: id}
+  std::string rule;
+  std::string category;
+  bool operator==(const CorrelationMember&) const = default;
+};
+
+struct CorrelationRule : RuleBase {
+  std::vector<CorrelationMember> when;  // when: at least two members
+  int64_t within_ms = 15 * 60000;       // within
+  CorrelationScope scope = CorrelationScope::kNeighbours;  // scope: cell|neighbours|district|radius
+  double radius_m = 500;                // radius_m: for scope radius
+  // absorb: the open cases that hold a member signal merge into the case the
+  // combined signal joins (city.case.merged).
+  bool absorb = false;
+  bool operator==(const CorrelationRule&) const = default;
+};
+
+// kind: camera. Edge-AI detections (city.camera.detections) of given labels
+// with a score of at least min_score, seen for `for`, raise a signal per
+// camera; it ends after `cooldown` without a matching detection.
+struct CameraRule : RuleBase {
+  std::vector<std::string> labels;      // labels: e.g. [fire, smoke]
+  double min_score = 0.5;               // min_score: [0, 1]
+  std::vector<std::string> cameras;     // cameras: restrict to these ids (empty = all)
+  int64_t min_duration_ms = 0;          // for
+  int min_detections = 1;               // min_detections: matching messages before it fires
+  int64_t cooldown_ms = 60000;          // cooldown
+  // zone: [x, y, w, h] normalised; a detection counts when its bbox's
+  // bottom-centre lies inside (empty = the whole frame).
+  std::optional<std::vector<double>> zone;
+  bool operator==(const CameraRule&) const = default;
 };
 
 struct RulesOptions {
   std::vector<ThresholdRule> threshold;
+  std::vector<RateRule> rate;
+  std::vector<WindowRule> window;
+  std::vector<NoSignalRule> no_signal;
+  std::vector<FlappingRule> flapping;
+  std::vector<CorrelationRule> correlation;
+  std::vector<CameraRule> camera;
   int64_t merge_window_ms = 30 * 60000;  // merge.window: a signal joins a case updated this recently
+  double merge_radius_m = 300;           // merge.radius_m: ...in its cell or a neighbouring one this close
+  size_t size() const {
+    return threshold.size() + rate.size() + window.size() + no_signal.size() + flapping.size() +
+           correlation.size() + camera.size();
+  }
+  bool operator==(const RulesOptions&) const = default;
+};
+
+// event_time: how event time advances (see docs/ARCHITECTURE.md "Time").
+enum class LatePolicy { kDrop, kApply };
+struct EventTimeOptions {
+  int64_t allowed_lateness_ms = 30000;   // event_time.allowed_lateness
+  LatePolicy late_policy = LatePolicy::kDrop;  // event_time.late_events: drop (to the DLQ) | apply
+  // event_time.idle_timeout: live mode only; a partition silent this long
+  // (wall clock) stops holding the watermark back, and when every partition
+  // is, event time moves on with the wall clock.
+  int64_t idle_timeout_ms = 10000;
+  bool operator==(const EventTimeOptions&) const = default;
 };
 
 // sla: limits in minutes, by priority, optionally per category.
@@ -181,10 +332,12 @@ struct SlaOptions {
   std::map<Priority, int64_t> handle_ms;       // sla.handle.<priority>
   std::map<std::string, int64_t> handle_by_category_ms;  // sla.handle_by_category.<category>
   double warning_ratio = 0.8;                  // sla.warning_ratio
+  bool operator==(const SlaOptions&) const = default;
 };
 
 struct ApiOptions {
   std::string listen = "127.0.0.1:8080";       // api.listen
+  bool operator==(const ApiOptions&) const = default;
 };
 
 struct Config {
@@ -194,6 +347,7 @@ struct Config {
   IngestOptions ingest;
   CityOptions city;
   RulesOptions rules;
+  EventTimeOptions event_time;
   SlaOptions sla;
   ApiOptions api;
 };

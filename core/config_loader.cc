@@ -623,16 +623,35 @@ struct DistrictY {
   District d;
   std::vector<StreetY> streets;
 };
+// rules[].overrides.<device>: the keys each kind allows are in its table.
 struct OverrideY {
-  std::optional<double> above, below, clear;
-  std::optional<int64_t> for_ms;
+  std::optional<double> above, below, clear, rise, fall;
+  std::optional<int64_t> for_ms, interval_ms;
 };
+// One rules[] item: the kind's option struct plus what the YAML says
+// differently (levels named by direction, enums as words).
 struct RuleY {
   std::string path;  // rules[i]
   std::string kind;
-  ThresholdRule r;
-  std::optional<double> above, below, clear;
+  ThresholdRule threshold;
+  RateRule rate;
+  WindowRule window;
+  NoSignalRule no_signal;
+  FlappingRule flapping;
+  CorrelationRule correlation;
+  CameraRule camera;
+  std::optional<double> above, below, clear, rise, fall, percentile;
+  std::string window_type;  // window.type
   std::map<std::string, OverrideY> overrides;
+  RuleBase& Base() {
+    if (kind == "rate") return rate;
+    if (kind == "window") return window;
+    if (kind == "no_signal") return no_signal;
+    if (kind == "flapping") return flapping;
+    if (kind == "correlation") return correlation;
+    if (kind == "camera") return camera;
+    return threshold;
+  }
 };
 struct Root {
   Config cfg;
@@ -703,6 +722,8 @@ const KeyTable<IngestOptions>& IngestKeys() {
       K::Int("max_message_bytes", &IngestOptions::max_message_bytes, 1, int64_t{1} << 30),
       K::Duration("max_future_skew", &IngestOptions::max_future_skew_ms),
       K::Duration("max_past_age", &IngestOptions::max_past_age_ms, kOptional, PositiveMs()),
+      K::Int("max_report_text_bytes", &IngestOptions::max_report_text_bytes, 1, int64_t{1} << 20),
+      K::Int("max_detections", &IngestOptions::max_detections_per_message, 1, 100000),
   };
   return t;
 }
@@ -861,59 +882,265 @@ const KeyTable<Root>& CityKeys() {
   return t;
 }
 
-const KeyTable<OverrideY>& OverrideKeys() {
+// Rows for a rules[].overrides.<device> map of the given keys.
+KeyTable<OverrideY> OverrideRows(std::initializer_list<const char*> names) {
   using K = Keys<OverrideY>;
-  static const KeyTable<OverrideY> t = {
-      K::Number("above", &OverrideY::above),
-      K::Number("below", &OverrideY::below),
-      K::Number("clear", &OverrideY::clear),
-      K::Duration("for", &OverrideY::for_ms),
+  const std::map<std::string, KeySpec<OverrideY>> all = {
+      {"above", K::Number("above", &OverrideY::above)},
+      {"below", K::Number("below", &OverrideY::below)},
+      {"clear", K::Number("clear", &OverrideY::clear)},
+      {"rise", K::Number("rise", &OverrideY::rise)},
+      {"fall", K::Number("fall", &OverrideY::fall)},
+      {"for", K::Duration("for", &OverrideY::for_ms)},
+      {"interval", K::Duration("interval", &OverrideY::interval_ms, kOptional, PositiveMs())},
   };
+  KeyTable<OverrideY> t;
+  for (const char* n : names) t.push_back(all.at(n));
   return t;
+}
+const KeyTable<OverrideY>& ThresholdOverrideKeys() {
+  static const KeyTable<OverrideY> t = OverrideRows({"above", "below", "clear", "for"});
+  return t;
+}
+const KeyTable<OverrideY>& RateOverrideKeys() {
+  static const KeyTable<OverrideY> t = OverrideRows({"rise", "fall"});
+  return t;
+}
+const KeyTable<OverrideY>& WindowOverrideKeys() {
+  static const KeyTable<OverrideY> t = OverrideRows({"above", "below"});
+  return t;
+}
+const KeyTable<OverrideY>& NoSignalOverrideKeys() {
+  static const KeyTable<OverrideY> t = OverrideRows({"interval"});
+  return t;
+}
+
+using KR = Keys<RuleY>;
+
+// A word from a fixed list, stored as its enum value.
+template <typename E, typename Acc>
+KeySpec<RuleY> Choice(std::string name, Acc acc, std::vector<std::pair<std::string, E>> choices) {
+  return {std::move(name), "one of", false,
+          [acc, choices](Ctx& ctx, const YAML::Node& n, const std::string& path, RuleY& r) {
+            auto v = ReadString(ctx, n, path);
+            if (!v) return;
+            std::vector<std::string> words;
+            for (const auto& [w, e] : choices) {
+              if (w == *v) {
+                std::invoke(acc, r) = e;
+                return;
+              }
+              words.push_back(w);
+            }
+            std::string list;
+            for (const auto& w : words) list += (list.empty() ? "" : ", ") + w;
+            ctx.Error(path, LineOf(n), "expected one of " + list + ", got '" + *v + "'" + Suggest(*v, words));
+          }};
+}
+
+// Keys every rule kind has.
+KeyTable<RuleY> CommonRuleRows() {
+  return {
+      KR::Str("id", [](RuleY& r) -> std::string& { return r.Base().id; }, kRequired, IsId()),
+      KR::Str("kind", &RuleY::kind, kRequired),
+      KR::Str("category", [](RuleY& r) -> std::string& { return r.Base().category; }, kRequired),
+      KR::Prio("priority", [](RuleY& r) -> std::optional<Priority>& { return r.Base().priority; }),
+      KR::Bool("opens_case", [](RuleY& r) -> bool& { return r.Base().opens_case; }),
+  };
+}
+KeyTable<RuleY> WithCommon(KeyTable<RuleY> rows) {
+  KeyTable<RuleY> t = CommonRuleRows();
+  for (auto& row : rows) t.push_back(std::move(row));
+  return t;
+}
+template <typename Acc>
+KeySpec<RuleY> Overrides(Acc table) {
+  return KR::MapOf<OverrideY>("overrides", &RuleY::overrides, table,
+                             [](const std::string&, const std::map<std::string, OverrideY>&) { return OverrideY{}; });
 }
 
 const KeyTable<RuleY>& ThresholdRuleKeys() {
-  using K = Keys<RuleY>;
+  static const KeyTable<RuleY> t = WithCommon({
+      KR::Str("sensor", [](RuleY& r) -> std::string& { return r.threshold.sensor_kind; }, kRequired),
+      KR::Number("above", &RuleY::above),
+      KR::Number("below", &RuleY::below),
+      KR::Number("clear", &RuleY::clear),
+      KR::Duration("for", [](RuleY& r) -> int64_t& { return r.threshold.min_duration_ms; }),
+      KR::Pair("active_hours", 0, 23, kOptional, [](RuleY& r, std::pair<int, int> v) { r.threshold.active_hours = v; }),
+      KR::StrList("devices", [](RuleY& r) -> std::vector<std::string>& { return r.threshold.devices; }),
+      Overrides(&ThresholdOverrideKeys),
+  });
+  return t;
+}
+
+const KeyTable<RuleY>& RateRuleKeys() {
+  static const KeyTable<RuleY> t = WithCommon({
+      KR::Str("sensor", [](RuleY& r) -> std::string& { return r.rate.sensor_kind; }, kRequired),
+      KR::Number("rise", &RuleY::rise),
+      KR::Number("fall", &RuleY::fall),
+      KR::Number("clear", &RuleY::clear),
+      KR::Duration("per", [](RuleY& r) -> int64_t& { return r.rate.per_ms; }, kOptional, PositiveMs()),
+      KR::Duration("min_span", [](RuleY& r) -> int64_t& { return r.rate.min_span_ms; }),
+      KR::StrList("devices", [](RuleY& r) -> std::vector<std::string>& { return r.rate.devices; }),
+      Overrides(&RateOverrideKeys),
+  });
+  return t;
+}
+
+const KeyTable<RuleY>& WindowSpecKeys() {
   static const KeyTable<RuleY> t = {
-      K::Str("id", [](RuleY& r) -> std::string& { return r.r.id; }, kRequired, IsId()),
-      K::Str("kind", &RuleY::kind, kRequired),
-      K::Str("sensor", [](RuleY& r) -> std::string& { return r.r.sensor_kind; }, kRequired),
-      K::Str("category", [](RuleY& r) -> std::string& { return r.r.category; }, kRequired),
-      K::Prio("priority", [](RuleY& r) -> std::optional<Priority>& { return r.r.priority; }),
-      K::Number("above", &RuleY::above),
-      K::Number("below", &RuleY::below),
-      K::Number("clear", &RuleY::clear),
-      K::Duration("for", [](RuleY& r) -> int64_t& { return r.r.min_duration_ms; }),
-      K::Pair("active_hours", 0, 23, kOptional, [](RuleY& r, std::pair<int, int> v) { r.r.active_hours = v; }),
-      K::StrList("devices", [](RuleY& r) -> std::vector<std::string>& { return r.r.devices; }),
-      K::MapOf<OverrideY>("overrides", &RuleY::overrides, &OverrideKeys,
-                          [](const std::string&, const std::map<std::string, OverrideY>&) { return OverrideY{}; }),
+      KR::Str("type", &RuleY::window_type),
+      KR::Duration("size", [](RuleY& r) -> int64_t& { return r.window.size_ms; }, kRequired, PositiveMs()),
+      KR::Duration("slide", [](RuleY& r) -> int64_t& { return r.window.slide_ms; }, kOptional, PositiveMs()),
   };
   return t;
 }
 
-constexpr const char* kRuleKinds = "threshold";
+const KeyTable<RuleY>& WindowRuleKeys() {
+  static const KeyTable<RuleY> t = WithCommon({
+      KR::Str("sensor", [](RuleY& r) -> std::string& { return r.window.sensor_kind; }, kRequired),
+      KR::Group("window", &WindowSpecKeys, kRequired),
+      Choice<Aggregate>("aggregate", [](RuleY& r) -> Aggregate& { return r.window.aggregate; },
+                        {{"count", Aggregate::kCount},
+                         {"min", Aggregate::kMin},
+                         {"max", Aggregate::kMax},
+                         {"mean", Aggregate::kMean},
+                         {"sum", Aggregate::kSum},
+                         {"percentile", Aggregate::kPercentile}}),
+      KR::Number("percentile", &RuleY::percentile, kOptional,
+                [](const double& v) {
+                  return v > 0 && v <= 100 ? std::string() : "must be within (0, 100], got " + Num(v);
+                }),
+      KR::Number("above", &RuleY::above),
+      KR::Number("below", &RuleY::below),
+      KR::Int("min_samples", [](RuleY& r) -> int& { return r.window.min_samples; }, 0, 1000000),
+      KR::StrList("devices", [](RuleY& r) -> std::vector<std::string>& { return r.window.devices; }),
+      Overrides(&WindowOverrideKeys),
+  });
+  return t;
+}
+
+const KeyTable<RuleY>& NoSignalRuleKeys() {
+  static const KeyTable<RuleY> t = WithCommon({
+      KR::StrList("sensors", [](RuleY& r) -> std::vector<std::string>& { return r.no_signal.sensor_kinds; }),
+      KR::Number("factor", [](RuleY& r) -> double& { return r.no_signal.factor; }, kOptional,
+                [](const double& v) { return v > 1 ? std::string() : "must be greater than 1, got " + Num(v); }),
+      KR::Scalar<int64_t>("interval", "duration", kOptional,
+                         [](RuleY& r) -> std::optional<int64_t>& { return r.no_signal.interval_ms; }, &ReadDuration,
+                         PositiveMs()),
+      KR::StrList("devices", [](RuleY& r) -> std::vector<std::string>& { return r.no_signal.devices; }),
+      Overrides(&NoSignalOverrideKeys),
+  });
+  return t;
+}
+
+const KeyTable<RuleY>& FlappingRuleKeys() {
+  static const KeyTable<RuleY> t = WithCommon({
+      KR::StrList("rules", [](RuleY& r) -> std::vector<std::string>& { return r.flapping.rules; }),
+      KR::Int("transitions", [](RuleY& r) -> int& { return r.flapping.transitions; }, 1, 10000),
+      KR::Duration("within", [](RuleY& r) -> int64_t& { return r.flapping.within_ms; }, kOptional, PositiveMs()),
+  });
+  return t;
+}
+
+const KeyTable<CorrelationMember>& MemberKeys() {
+  using KM = Keys<CorrelationMember>;
+  static const KeyTable<CorrelationMember> t = {
+      KM::Str("rule", &CorrelationMember::rule),
+      KM::Str("category", &CorrelationMember::category),
+  };
+  return t;
+}
+
+const KeyTable<RuleY>& CorrelationRuleKeys() {
+  static const KeyTable<RuleY> t = WithCommon({
+      KR::List<CorrelationMember>(
+          "when", [](RuleY& r) -> std::vector<CorrelationMember>& { return r.correlation.when; }, &MemberKeys),
+      KR::Duration("within", [](RuleY& r) -> int64_t& { return r.correlation.within_ms; }, kOptional, PositiveMs()),
+      Choice<CorrelationScope>("scope", [](RuleY& r) -> CorrelationScope& { return r.correlation.scope; },
+                               {{"cell", CorrelationScope::kCell},
+                                {"neighbours", CorrelationScope::kNeighbours},
+                                {"district", CorrelationScope::kDistrict},
+                                {"radius", CorrelationScope::kRadius}}),
+      KR::Number("radius_m", [](RuleY& r) -> double& { return r.correlation.radius_m; }, kOptional,
+                InRange(1, 100000, "radius_m")),
+      KR::Bool("absorb", [](RuleY& r) -> bool& { return r.correlation.absorb; }),
+  });
+  return t;
+}
+
+std::optional<std::vector<double>> ReadZone(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  const char* expected = "a list of four numbers [x, y, w, h] within [0, 1]";
+  if (!Expect(ctx, n.IsSequence() && n.size() == 4, n, path, expected)) return std::nullopt;
+  std::vector<double> v;
+  for (size_t i = 0; i < 4; ++i) {
+    auto x = n[i].IsScalar() ? ParseNumber(n[i].Scalar()) : std::nullopt;
+    if (!x || *x < 0 || *x > 1) {
+      ctx.Error(path, LineOf(n), std::string("expected ") + expected);
+      return std::nullopt;
+    }
+    v.push_back(*x);
+  }
+  if (v[0] + v[2] > 1 + 1e-9 || v[1] + v[3] > 1 + 1e-9) {
+    ctx.Error(path, LineOf(n), "the zone reaches outside the frame (x + w and y + h must be <= 1)");
+    return std::nullopt;
+  }
+  return v;
+}
+
+const KeyTable<RuleY>& CameraRuleKeys() {
+  static const KeyTable<RuleY> t = WithCommon({
+      KR::StrList("labels", [](RuleY& r) -> std::vector<std::string>& { return r.camera.labels; }, NonEmpty()),
+      KR::Number("min_score", [](RuleY& r) -> double& { return r.camera.min_score; }, kOptional,
+                InRange(0, 1, "min_score")),
+      KR::StrList("cameras", [](RuleY& r) -> std::vector<std::string>& { return r.camera.cameras; }),
+      KR::Duration("for", [](RuleY& r) -> int64_t& { return r.camera.min_duration_ms; }),
+      KR::Int("min_detections", [](RuleY& r) -> int& { return r.camera.min_detections; }, 1, 100000),
+      KR::Duration("cooldown", [](RuleY& r) -> int64_t& { return r.camera.cooldown_ms; }, kOptional, PositiveMs()),
+      KR::Scalar<std::vector<double>>(
+          "zone", "[x, y, w, h]", kOptional,
+          [](RuleY& r) -> std::optional<std::vector<double>>& { return r.camera.zone; }, &ReadZone),
+  });
+  return t;
+}
 
 // rules: a list of rules, each of a `kind`; the kind picks the key table.
+const std::vector<std::pair<std::string, const KeyTable<RuleY>& (*)()>>& RuleKinds() {
+  static const std::vector<std::pair<std::string, const KeyTable<RuleY>& (*)()>> kinds = {
+      {"threshold", &ThresholdRuleKeys}, {"rate", &RateRuleKeys},         {"window", &WindowRuleKeys},
+      {"no_signal", &NoSignalRuleKeys},  {"flapping", &FlappingRuleKeys}, {"correlation", &CorrelationRuleKeys},
+      {"camera", &CameraRuleKeys},
+  };
+  return kinds;
+}
+
 KeySpec<Root> RulesKey() {
   return {"rules", "list of rules", false, [](Ctx& ctx, const YAML::Node& n, const std::string& path, Root& root) {
+            std::vector<std::string> names;
+            std::string list;
+            for (const auto& [k, t] : RuleKinds()) {
+              names.push_back(k);
+              list += (list.empty() ? "" : ", ") + k;
+            }
             ForEachItem(ctx, n, path, [&](const YAML::Node& item, const std::string& ip) {
               if (!IsMap(ctx, item, ip)) return;
               const YAML::Node kind = item["kind"];
               if (!kind.IsDefined() || kind.IsNull()) {
-                ctx.Error(Join(ip, "kind"), LineOf(item),
-                          std::string("missing required key (one of: ") + kRuleKinds + ")");
+                ctx.Error(Join(ip, "kind"), LineOf(item), "missing required key (one of: " + list + ")");
                 return;
               }
-              if (!kind.IsScalar() || kind.Scalar() != "threshold") {
+              auto table = std::find_if(RuleKinds().begin(), RuleKinds().end(),
+                                        [&](const auto& k) { return kind.IsScalar() && k.first == kind.Scalar(); });
+              if (table == RuleKinds().end()) {
                 ctx.Error(Join(ip, "kind"), LineOf(kind),
-                          "unsupported rule kind " + Describe(kind) + " (supported: " + kRuleKinds + ")" +
-                              (kind.IsScalar() ? Suggest(kind.Scalar(), {kRuleKinds}) : std::string()));
+                          "unsupported rule kind " + Describe(kind) + " (supported: " + list + ")" +
+                              (kind.IsScalar() ? Suggest(kind.Scalar(), names) : std::string()));
                 return;
               }
               RuleY r;
               r.path = ip;
-              ReadMap<RuleY>(ctx, item, ip, ThresholdRuleKeys(), r);
+              r.kind = table->first;
+              ReadMap<RuleY>(ctx, item, ip, table->second(), r);
               root.rules.push_back(std::move(r));
             });
           }};
@@ -951,6 +1178,24 @@ const KeyTable<RulesOptions>& MergeKeys() {
   using K = Keys<RulesOptions>;
   static const KeyTable<RulesOptions> t = {
       K::Duration("window", &RulesOptions::merge_window_ms, kOptional, PositiveMs()),
+      K::Number("radius_m", &RulesOptions::merge_radius_m, kOptional, InRange(0, 100000, "radius_m")),
+  };
+  return t;
+}
+
+const KeyTable<EventTimeOptions>& EventTimeKeys() {
+  using KE = Keys<EventTimeOptions>;
+  static const KeyTable<EventTimeOptions> t = {
+      KE::Duration("allowed_lateness", &EventTimeOptions::allowed_lateness_ms),
+      {"late_events", "drop | apply", false,
+       [](Ctx& ctx, const YAML::Node& n, const std::string& path, EventTimeOptions& o) {
+         auto v = ReadString(ctx, n, path);
+         if (!v) return;
+         if (*v == "drop") o.late_policy = LatePolicy::kDrop;
+         else if (*v == "apply") o.late_policy = LatePolicy::kApply;
+         else ctx.Error(path, LineOf(n), "expected drop or apply, got '" + *v + "'" + Suggest(*v, {"drop", "apply"}));
+       }},
+      KE::Duration("idle_timeout", &EventTimeOptions::idle_timeout_ms, kOptional, PositiveMs()),
   };
   return t;
 }
@@ -973,6 +1218,8 @@ const KeyTable<Root>& RootKeys() {
       K::Group("city", &CityKeys, kRequired),
       RulesKey(),
       K::Section<RulesOptions>("merge", [](Root& r) -> RulesOptions& { return r.cfg.rules; }, &MergeKeys),
+      K::Section<EventTimeOptions>("event_time", [](Root& r) -> EventTimeOptions& { return r.cfg.event_time; },
+                                   &EventTimeKeys),
       K::Section<SlaOptions>("sla", [](Root& r) -> SlaOptions& { return r.cfg.sla; }, &SlaKeys),
       K::Section<ApiOptions>("api", [](Root& r) -> ApiOptions& { return r.cfg.api; }, &ApiKeys),
       K::Reserved("escalation"),
@@ -1115,90 +1362,271 @@ void CheckInsideGrid(Ctx& ctx, const GridIndex& grid, const std::string& p, LatL
 
 std::string LevelWord(ThresholdDirection d) { return d == ThresholdDirection::kAbove ? "above" : "below"; }
 
-void CheckRules(Ctx& ctx, Root& root, const std::set<std::string>& kinds, const std::set<std::string>& categories) {
-  const CityOptions& city = root.cfg.city;
+// What the rule checks need to know about the rest of the config.
+struct RuleRefs {
+  std::set<std::string> kinds, categories, cameras, device_ids;
   std::map<std::string, const Device*> devices;
-  for (const auto& d : city.devices) devices.emplace(d.id, &d);
-  std::vector<std::pair<std::string, std::string>> ids;
-  for (RuleY& ry : root.rules) {
-    const std::string& p = ry.path;
-    ThresholdRule& r = ry.r;
-    ids.emplace_back(r.id, p);
-    CheckRef(ctx, Join(p, "sensor"), r.sensor_kind, kinds, "sensor kind");
-    CheckRef(ctx, Join(p, "category"), r.category, categories, "category");
+};
 
-    bool level_ok = ctx.Ok(Join(p, "above")) && ctx.Ok(Join(p, "below"));
-    if (ry.above && ry.below) {
-      ctx.Error(Join(p, "below"), "set exactly one of 'above' or 'below', not both");
-      level_ok = false;
-    } else if (!ry.above && !ry.below) {
-      if (level_ok) ctx.Error(p, "a threshold rule needs exactly one of 'above: X' or 'below: X'");
-      level_ok = false;
+// "above"/"below" or "rise"/"fall": exactly one of the pair. Sets dir and
+// level and returns true when it is so, else reports at p.
+bool OneLevel(Ctx& ctx, const std::string& p, const std::optional<double>& up, const std::optional<double>& down,
+              const char* up_key, const char* down_key, const std::string& what, ThresholdDirection* dir,
+              double* level) {
+  if (!ctx.Ok(Join(p, up_key)) || !ctx.Ok(Join(p, down_key))) return false;
+  if (up && down) {
+    ctx.Error(Join(p, down_key), std::string("set exactly one of '") + up_key + "' or '" + down_key + "', not both");
+    return false;
+  }
+  if (!up && !down) {
+    ctx.Error(p, what + " needs exactly one of '" + up_key + ": X' or '" + down_key + ": X'");
+    return false;
+  }
+  *dir = up ? ThresholdDirection::kAbove : ThresholdDirection::kBelow;
+  *level = up ? *up : *down;
+  return true;
+}
+
+// devices[] of a sensor rule: known devices of the rule's kind ("" kind: any).
+void CheckRuleDevices(Ctx& ctx, const std::string& p, const std::vector<std::string>& ids, const std::string& kind,
+                      const RuleRefs& refs) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const std::string dp = Index(Join(p, "devices"), i);
+    if (!ctx.Ok(dp) || ids[i].empty()) continue;
+    auto it = refs.devices.find(ids[i]);
+    if (it == refs.devices.end()) {
+      ctx.Error(dp, "unknown device '" + ids[i] + "' (not in city.devices)" + Suggest(ids[i], Names(refs.device_ids)));
+    } else if (!kind.empty() && ctx.Ok(Join(p, "sensor")) && it->second->kind != kind) {
+      ctx.Error(dp, "device '" + ids[i] + "' is a " + it->second->kind + " sensor, not " + kind);
     }
-    if (!level_ok) continue;
-    r.direction = ry.above ? ThresholdDirection::kAbove : ThresholdDirection::kBelow;
-    r.raise = ry.above ? *ry.above : *ry.below;
-    r.clear = ry.clear.value_or(r.raise);
-    const bool above = r.direction == ThresholdDirection::kAbove;
-    // "" when clear lies on the normal side of raise, else what is wrong.
-    auto wrong_side = [above](double clear, double raise) {
-      const bool normal = above ? clear <= raise : clear >= raise;
-      return normal ? std::string() : "clear " + Num(clear) + " must be " + (above ? "<= " : ">= ") + Num(raise);
-    };
-    // Reports at `where` (and returns true) when device dev is not of the rule's sensor kind.
-    auto wrong_kind = [&](const std::string& where, const std::string& dev, const Device& d) {
-      if (!ctx.Ok(Join(p, "sensor")) || d.kind == r.sensor_kind) return false;
-      ctx.Error(where, "device '" + dev + "' is a " + d.kind + " sensor, not " + r.sensor_kind);
-      return true;
-    };
-    if (ry.clear && ctx.Ok(Join(p, "clear"))) {
-      if (auto problem = wrong_side(r.clear, r.raise); !problem.empty()) {
-        ctx.Error(Join(p, "clear"), problem + " (the normal side of '" + LevelWord(r.direction) + "')");
+  }
+}
+
+// overrides.<device>: known devices of the rule's kind; visit(device, override, path) for each usable one.
+template <typename Visit>
+void ForEachOverride(Ctx& ctx, const RuleY& ry, const std::string& kind, const RuleRefs& refs, Visit visit) {
+  for (const auto& [dev, o] : ry.overrides) {
+    const std::string op = Join(Join(ry.path, "overrides"), dev);
+    if (!ctx.Ok(op)) continue;
+    auto it = refs.devices.find(dev);
+    if (it == refs.devices.end()) {
+      ctx.Error(op, "overrides unknown device '" + dev + "' (not in city.devices)" +
+                        Suggest(dev, Names(refs.device_ids)));
+      continue;
+    }
+    if (!kind.empty() && ctx.Ok(Join(ry.path, "sensor")) && it->second->kind != kind) {
+      ctx.Error(op, "device '" + dev + "' is a " + it->second->kind + " sensor, not " + kind);
+      continue;
+    }
+    visit(dev, o, op);
+  }
+}
+
+// An override that names the other direction of the rule's level.
+bool WrongDirection(Ctx& ctx, const std::string& op, ThresholdDirection dir, const std::optional<double>& up,
+                    const std::optional<double>& down, const char* up_key, const char* down_key) {
+  const bool above = dir == ThresholdDirection::kAbove;
+  if (!(above ? down : up)) return false;
+  ctx.Error(Join(op, above ? down_key : up_key), std::string("the rule uses '") + (above ? up_key : down_key) +
+                                                     "'; override it with '" + (above ? up_key : down_key) + "'");
+  return true;
+}
+
+void CheckThresholdRule(Ctx& ctx, RuleY& ry, const RuleRefs& refs, RulesOptions& out) {
+  const std::string& p = ry.path;
+  ThresholdRule& r = ry.threshold;
+  CheckRef(ctx, Join(p, "sensor"), r.sensor_kind, refs.kinds, "sensor kind");
+  if (!OneLevel(ctx, p, ry.above, ry.below, "above", "below", "a threshold rule", &r.direction, &r.raise)) return;
+  r.clear = ry.clear.value_or(r.raise);
+  const bool above = r.direction == ThresholdDirection::kAbove;
+  // "" when clear lies on the normal side of raise, else what is wrong.
+  auto wrong_side = [above](double clear, double raise) {
+    const bool normal = above ? clear <= raise : clear >= raise;
+    return normal ? std::string() : "clear " + Num(clear) + " must be " + (above ? "<= " : ">= ") + Num(raise);
+  };
+  if (ry.clear && ctx.Ok(Join(p, "clear"))) {
+    if (auto problem = wrong_side(r.clear, r.raise); !problem.empty()) {
+      ctx.Error(Join(p, "clear"), problem + " (the normal side of '" + LevelWord(r.direction) + "')");
+    }
+  }
+  if (r.active_hours && r.active_hours->first == r.active_hours->second) {
+    ctx.Error(Join(p, "active_hours"), "an empty window: from and to are equal (leave active_hours out for always)");
+  }
+  CheckRuleDevices(ctx, p, r.devices, r.sensor_kind, refs);
+  ForEachOverride(ctx, ry, r.sensor_kind, refs, [&](const std::string& dev, const OverrideY& o, const std::string& op) {
+    if (WrongDirection(ctx, op, r.direction, o.above, o.below, "above", "below")) return;
+    ThresholdOverride to;
+    to.raise = above ? o.above : o.below;
+    to.clear = o.clear;
+    to.min_duration_ms = o.for_ms;
+    // As for the rule, an override's clear defaults to its own raise level
+    // (detect/ and the simulator read it that way).
+    const double raise = to.raise.value_or(r.raise);
+    if (to.clear && ctx.Ok(Join(op, "clear"))) {
+      if (auto problem = wrong_side(*to.clear, raise); !problem.empty()) {
+        ctx.Error(Join(op, "clear"), problem + (to.raise ? "" : " (the rule's level)"));
+        return;
       }
     }
-    if (r.active_hours && r.active_hours->first == r.active_hours->second) {
-      ctx.Error(Join(p, "active_hours"), "an empty window: from and to are equal (leave active_hours out for always)");
-    }
-    for (size_t i = 0; i < r.devices.size(); ++i) {
-      const std::string dp = Index(Join(p, "devices"), i);
-      auto it = devices.find(r.devices[i]);
-      if (ctx.Ok(dp) && it != devices.end()) wrong_kind(dp, r.devices[i], *it->second);
-    }
-    for (const auto& [dev, o] : ry.overrides) {
-      const std::string op = Join(Join(p, "overrides"), dev);
-      if (!ctx.Ok(op)) continue;
-      auto it = devices.find(dev);
-      if (it == devices.end()) {
-        std::set<std::string> names;
-        for (const auto& d : city.devices) names.insert(d.id);
-        ctx.Error(op, "overrides unknown device '" + dev + "' (not in city.devices)" + Suggest(dev, Names(names)));
-        continue;
+    r.overrides[dev] = to;
+  });
+  out.threshold.push_back(r);
+}
+
+Check<double> Positive(const char* what) {
+  return [what](const double& v) {
+    return v > 0 ? std::string() : std::string(what) + " must be greater than 0, got " + Num(v);
+  };
+}
+
+void CheckRateRule(Ctx& ctx, RuleY& ry, const RuleRefs& refs, RulesOptions& out) {
+  const std::string& p = ry.path;
+  RateRule& r = ry.rate;
+  CheckRef(ctx, Join(p, "sensor"), r.sensor_kind, refs.kinds, "sensor kind");
+  if (!OneLevel(ctx, p, ry.rise, ry.fall, "rise", "fall", "a rate rule", &r.direction, &r.rate)) return;
+  const std::string level_key = Join(p, r.direction == ThresholdDirection::kAbove ? "rise" : "fall");
+  if (!Passes(ctx, Positive("the rate"), r.rate, level_key, ctx.Line(level_key))) return;
+  r.clear = ry.clear.value_or(r.rate);
+  if (ry.clear && ctx.Ok(Join(p, "clear")) && (r.clear < 0 || r.clear > r.rate)) {
+    ctx.Error(Join(p, "clear"), "clear " + Num(r.clear) + " must be within [0, " + Num(r.rate) + "] (the rate)");
+  }
+  if (r.min_span_ms == 0) r.min_span_ms = r.per_ms / 2;
+  if (ctx.Ok(Join(p, "min_span")) && (r.min_span_ms < 0 || r.min_span_ms > r.per_ms)) {
+    ctx.Error(Join(p, "min_span"), "min_span must be within [0, per]");
+  }
+  CheckRuleDevices(ctx, p, r.devices, r.sensor_kind, refs);
+  ForEachOverride(ctx, ry, r.sensor_kind, refs, [&](const std::string& dev, const OverrideY& o, const std::string& op) {
+    if (WrongDirection(ctx, op, r.direction, o.rise, o.fall, "rise", "fall")) return;
+    const std::optional<double>& v = r.direction == ThresholdDirection::kAbove ? o.rise : o.fall;
+    const std::string vk = Join(op, r.direction == ThresholdDirection::kAbove ? "rise" : "fall");
+    if (v && Passes(ctx, Positive("the rate"), *v, vk, ctx.Line(vk))) r.overrides[dev] = *v;
+  });
+  out.rate.push_back(r);
+}
+
+void CheckWindowRule(Ctx& ctx, RuleY& ry, const RuleRefs& refs, RulesOptions& out) {
+  const std::string& p = ry.path;
+  WindowRule& r = ry.window;
+  CheckRef(ctx, Join(p, "sensor"), r.sensor_kind, refs.kinds, "sensor kind");
+  const std::string wp = Join(p, "window");
+  if (ry.window_type.empty()) ry.window_type = r.slide_ms > 0 ? "sliding" : "tumbling";
+  if (ctx.Ok(Join(wp, "type"))) {
+    if (ry.window_type == "tumbling") {
+      if (r.slide_ms > 0 && r.slide_ms != r.size_ms) {
+        ctx.Error(Join(wp, "slide"), "a tumbling window slides by its size; leave slide out or use type: sliding");
       }
-      if (wrong_kind(op, dev, *it->second)) continue;
-      const std::optional<double>& wrong = above ? o.below : o.above;
-      if (wrong) {
-        ctx.Error(Join(op, above ? "below" : "above"),
-                  "the rule raises " + LevelWord(r.direction) + " a level; override it with '" +
-                      LevelWord(r.direction) + "'");
-        continue;
+      r.slide_ms = 0;
+    } else if (ry.window_type == "sliding") {
+      if (r.slide_ms <= 0 && ctx.Ok(Join(wp, "slide"))) {
+        ctx.Error(wp, "a sliding window needs 'slide', e.g. slide: 1m");
+      } else if (r.slide_ms > r.size_ms && ctx.Ok(Join(wp, "size"))) {
+        ctx.Error(Join(wp, "slide"), "slide must not be longer than size");
       }
-      ThresholdOverride to;
-      to.raise = above ? o.above : o.below;
-      to.clear = o.clear;
-      to.min_duration_ms = o.for_ms;
-      // As for the rule, an override's clear defaults to its own raise level
-      // (detect/ and the simulator read it that way).
-      const double raise = to.raise.value_or(r.raise);
-      if (to.clear && ctx.Ok(Join(op, "clear"))) {
-        if (auto problem = wrong_side(*to.clear, raise); !problem.empty()) {
-          ctx.Error(Join(op, "clear"), problem + (to.raise ? "" : " (the rule's level)"));
-          continue;
+    } else {
+      ctx.Error(Join(wp, "type"), "expected tumbling or sliding, got '" + ry.window_type + "'" +
+                                      Suggest(ry.window_type, {"tumbling", "sliding"}));
+    }
+  }
+  if (ry.percentile && r.aggregate != Aggregate::kPercentile) {
+    ctx.Error(Join(p, "percentile"), "only for aggregate: percentile");
+  }
+  if (ry.percentile) r.percentile = *ry.percentile;
+  if (!OneLevel(ctx, p, ry.above, ry.below, "above", "below", "a window rule", &r.direction, &r.level)) return;
+  CheckRuleDevices(ctx, p, r.devices, r.sensor_kind, refs);
+  ForEachOverride(ctx, ry, r.sensor_kind, refs, [&](const std::string& dev, const OverrideY& o, const std::string& op) {
+    if (WrongDirection(ctx, op, r.direction, o.above, o.below, "above", "below")) return;
+    const std::optional<double>& v = r.direction == ThresholdDirection::kAbove ? o.above : o.below;
+    if (v) r.overrides[dev] = *v;
+  });
+  out.window.push_back(r);
+}
+
+void CheckNoSignalRule(Ctx& ctx, RuleY& ry, const RuleRefs& refs, RulesOptions& out) {
+  const std::string& p = ry.path;
+  NoSignalRule& r = ry.no_signal;
+  for (size_t i = 0; i < r.sensor_kinds.size(); ++i) {
+    CheckRef(ctx, Index(Join(p, "sensors"), i), r.sensor_kinds[i], refs.kinds, "sensor kind");
+  }
+  CheckRuleDevices(ctx, p, r.devices, "", refs);
+  ForEachOverride(ctx, ry, "", refs, [&](const std::string& dev, const OverrideY& o, const std::string&) {
+    if (o.interval_ms) r.overrides[dev] = *o.interval_ms;
+  });
+  out.no_signal.push_back(r);
+}
+
+void CheckCameraRule(Ctx& ctx, RuleY& ry, const RuleRefs& refs, RulesOptions& out) {
+  const std::string& p = ry.path;
+  CameraRule& r = ry.camera;
+  if (r.labels.empty() && ctx.Ok(Join(p, "labels"))) ctx.Error(p, "a camera rule needs 'labels', e.g. [fire, smoke]");
+  for (size_t i = 0; i < r.cameras.size(); ++i) {
+    CheckRef(ctx, Index(Join(p, "cameras"), i), r.cameras[i], refs.cameras, "camera");
+  }
+  out.camera.push_back(r);
+}
+
+// Kinds whose alarms a flapping rule can watch.
+bool Flaps(const std::string& kind) { return kind == "threshold" || kind == "rate" || kind == "window"; }
+
+// Rules that refer to other rules, checked once every rule id is known.
+void CheckRuleLinks(Ctx& ctx, std::vector<RuleY>& rules, const RuleRefs& refs, RulesOptions& out) {
+  std::map<std::string, const RuleY*> by_id;
+  for (RuleY& ry : rules) by_id.emplace(ry.Base().id, &ry);
+  std::set<std::string> ids;
+  for (const auto& [id, ry] : by_id) ids.insert(id);
+  for (RuleY& ry : rules) {
+    const std::string& p = ry.path;
+    if (ry.kind == "flapping") {
+      FlappingRule& r = ry.flapping;
+      if (r.rules.empty() && ctx.Ok(Join(p, "rules"))) ctx.Error(p, "a flapping rule needs 'rules': the rules it watches");
+      for (size_t i = 0; i < r.rules.size(); ++i) {
+        const std::string rp = Index(Join(p, "rules"), i);
+        CheckRef(ctx, rp, r.rules[i], ids, "rule");
+        auto it = by_id.find(r.rules[i]);
+        if (ctx.Ok(rp) && it != by_id.end() && !Flaps(it->second->kind)) {
+          ctx.Error(rp, "rule '" + r.rules[i] + "' is a " + it->second->kind +
+                            " rule; flapping watches threshold, rate and window rules");
         }
       }
-      r.overrides[dev] = to;
+      out.flapping.push_back(r);
+    } else if (ry.kind == "correlation") {
+      CorrelationRule& r = ry.correlation;
+      if (r.when.size() < 2 && ctx.Ok(Join(p, "when"))) {
+        ctx.Error(Join(p, "when"), "a correlation needs at least two members, e.g. [{rule: a}, {category: b}]");
+      }
+      for (size_t i = 0; i < r.when.size(); ++i) {
+        const std::string mp = Index(Join(p, "when"), i);
+        const CorrelationMember& m = r.when[i];
+        if (!ctx.Ok(mp)) continue;
+        if (m.rule.empty() == m.category.empty()) {
+          ctx.Error(mp, "each member names exactly one of 'rule' or 'category'");
+          continue;
+        }
+        CheckRef(ctx, Join(mp, "rule"), m.rule, ids, "rule");
+        CheckRef(ctx, Join(mp, "category"), m.category, refs.categories, "category");
+        auto it = by_id.find(m.rule);
+        if (it != by_id.end() && it->second->kind == "correlation") {
+          ctx.Error(Join(mp, "rule"), "a correlation cannot watch another correlation");
+        }
+      }
+      out.correlation.push_back(r);
     }
-    root.cfg.rules.threshold.push_back(r);
   }
+}
+
+void CheckRules(Ctx& ctx, Root& root, const RuleRefs& refs) {
+  std::vector<std::pair<std::string, std::string>> ids;
+  RulesOptions& out = root.cfg.rules;
+  for (RuleY& ry : root.rules) {
+    RuleBase& base = ry.Base();
+    ids.emplace_back(base.id, ry.path);
+    CheckRef(ctx, Join(ry.path, "category"), base.category, refs.categories, "category");
+    if (ry.kind == "threshold") CheckThresholdRule(ctx, ry, refs, out);
+    else if (ry.kind == "rate") CheckRateRule(ctx, ry, refs, out);
+    else if (ry.kind == "window") CheckWindowRule(ctx, ry, refs, out);
+    else if (ry.kind == "no_signal") CheckNoSignalRule(ctx, ry, refs, out);
+    else if (ry.kind == "camera") CheckCameraRule(ctx, ry, refs, out);
+  }
+  CheckRuleLinks(ctx, root.rules, refs, out);
   CheckUnique(ctx, ids, "id", "rule id");
 }
 
@@ -1298,7 +1726,15 @@ Flat Validate(Ctx& ctx, Root& root) {
     }
   }
 
-  CheckRules(ctx, root, kinds, categories);
+  RuleRefs refs;
+  refs.kinds = kinds;
+  refs.categories = categories;
+  for (const auto& c : city.cameras) refs.cameras.insert(c.id);
+  for (const auto& d : city.devices) {
+    refs.devices.emplace(d.id, &d);
+    refs.device_ids.insert(d.id);
+  }
+  CheckRules(ctx, root, refs);
   return f;
 }
 

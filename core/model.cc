@@ -26,11 +26,22 @@ std::optional<Priority> ParsePriority(std::string_view s) {
   return std::nullopt;
 }
 
+const char* CorrelationScopeName(CorrelationScope s) {
+  switch (s) {
+    case CorrelationScope::kCell: return "cell";
+    case CorrelationScope::kNeighbours: return "neighbours";
+    case CorrelationScope::kDistrict: return "district";
+    case CorrelationScope::kRadius: return "radius";
+  }
+  return "cell";
+}
+
 const char* SignalSourceName(SignalSource s) {
   switch (s) {
     case SignalSource::kSensor: return "sensor";
     case SignalSource::kCamera: return "camera";
     case SignalSource::kReport: return "report";
+    case SignalSource::kCorrelation: return "correlation";
   }
   return "sensor";
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,7 +36,39 @@ struct Reading {
   int64_t ingest_ms = 0;    // when the engine read it (Clock)
 };
 
-enum class SignalSource { kSensor, kCamera, kReport };
+// One validated citizen, 12345-hotline or patrol report (city.reports).
+struct Report {
+  std::string report_id;
+  std::string channel;      // e.g. "citizen", "hotline12345", "patrol", "app"
+  int64_t ts_ms = 0;        // event time
+  std::string category;     // a catalogue id
+  std::string text;         // free text, at most ingest.max_report_text_bytes
+  LatLon position;
+  int cell = -1;
+  InputRef input;
+  int64_t ingest_ms = 0;
+};
+
+// One object an edge-AI camera saw in a frame.
+struct CameraDetection {
+  std::string label;        // e.g. "vehicle", "person", "fire", "smoke"
+  double score = 0;         // 0..1
+  double bbox[4] = {0, 0, 0, 0};  // x, y, w, h normalised to 0..1
+  std::string track_id;     // empty when the camera does not track
+};
+
+// One validated city.camera.detections message.
+struct CameraDetections {
+  std::string camera_id;
+  int64_t ts_ms = 0;        // event time
+  std::vector<CameraDetection> detections;
+  LatLon position;          // of the registered camera
+  int cell = -1;
+  InputRef input;
+  int64_t ingest_ms = 0;
+};
+
+enum class SignalSource { kSensor, kCamera, kReport, kCorrelation };
 const char* SignalSourceName(SignalSource s);
 
 // One detector decision: "this looks like an incident of category C here".
@@ -55,6 +88,18 @@ struct Signal {
   double value = 0;          // the value that made it fire
   double threshold = 0;      // the level it crossed
   InputRef input;            // the input that confirmed it
+  // Why it fired, for operators: e.g. "mean(water_level) over 10m = 0.42 >= 0.30".
+  std::string explanation;
+  // Source-specific facts: report_id, channel, text; camera label, score,
+  // track_id; window aggregate; flapping transitions. Small, ordered.
+  std::map<std::string, std::string> attributes;
+  // A correlation's member signals (ids), oldest first.
+  std::vector<std::string> members;
+  // Correlation with absorb: the open cases holding a member signal merge
+  // into the case this signal joins.
+  bool absorb_members = false;
+  // False for rules that only feed correlations (rules[].opens_case: false).
+  bool opens_case = true;
 };
 
 enum class CaseStatus {
@@ -98,6 +143,8 @@ struct Case {
   int64_t ack_deadline_ms = 0;
   int64_t handle_deadline_ms = 0;
   std::vector<Signal> signals;   // every signal merged in, oldest first
+  std::string merged_into;       // status merged: the case that absorbed this one
+  std::vector<std::string> absorbed;  // cases merged into this one
   uint32_t event_seq = 0;        // number of output events emitted; the next id suffix
 };
 

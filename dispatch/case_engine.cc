@@ -1,5 +1,6 @@
 #include "dispatch/case_engine.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "core/case_json.h"
@@ -155,35 +156,103 @@ Case* CaseEngine::OpenCase(const Signal& s, Effects* fx) {
   return &kase;
 }
 
+std::vector<Case*> CaseEngine::Candidates(const Signal& s) {
+  const RulesOptions& merge = city_->config().rules;
+  std::vector<Case*> out;
+  auto consider = [&](int cell, bool neighbour) {
+    auto key = open_by_key_.find(MergeKey(s.category, cell));
+    if (key == open_by_key_.end()) return;
+    Case& c = cases_.at(key->second);
+    if (!CaseIsOpen(c.status) || s.fired_ms - c.last_signal_ms > merge.merge_window_ms) return;
+    if (neighbour && DistanceMeters(s.position, c.position) > merge.merge_radius_m) return;
+    out.push_back(&c);
+  };
+  consider(s.cell, false);
+  if (merge.merge_radius_m > 0) {
+    for (int n : city_->grid().Neighbours(s.cell)) consider(n, true);
+  }
+  // Oldest first: ids are numbered in opening order within a day, and the
+  // first event time orders across days.
+  std::sort(out.begin(), out.end(), [](const Case* a, const Case* b) {
+    return a->first_event_ms != b->first_event_ms ? a->first_event_ms < b->first_event_ms : a->id < b->id;
+  });
+  return out;
+}
+
+void CaseEngine::Merge(Case& into, Case& from, const std::string& reason, int64_t at_ms, Effects* fx) {
+  for (Signal& s : from.signals) into.signals.push_back(s);
+  into.first_event_ms = std::min(into.first_event_ms, from.first_event_ms);
+  into.last_signal_ms = std::max(into.last_signal_ms, from.last_signal_ms);
+  const Priority before = into.priority;
+  if (from.priority < into.priority) into.priority = from.priority;
+  into.absorbed.push_back(from.id);
+  from.status = CaseStatus::kMerged;
+  from.merged_into = into.id;
+  auto key = open_by_key_.find(MergeKey(from.category, from.cell));
+  if (key != open_by_key_.end() && key->second == from.id) open_by_key_.erase(key);
+  ++stats_.merged_cases;
+
+  json gone = Summary(from);
+  gone["merged_into"] = into.id;
+  gone["reason"] = reason;
+  Emit(from, "city.case.merged", at_ms, std::move(gone), fx);
+  json kept = Summary(into);
+  kept["absorbed"] = from.id;
+  kept["reason"] = reason;
+  kept["absorbed_signals"] = from.signals.size();
+  if (into.priority != before) kept["priority_changed"] = {{"from", PriorityName(before)}, {"to", PriorityName(into.priority)}};
+  Emit(into, "city.case.merged", at_ms, std::move(kept), fx);
+  fx->changed_cases.push_back(from.id);
+  fx->changed_cases.push_back(into.id);
+}
+
+void CaseEngine::AddSignal(Case& c, const Signal& s, Effects* fx) {
+  c.signals.push_back(s);
+  c.last_signal_ms = std::max(c.last_signal_ms, s.fired_ms);
+  const Priority before = c.priority;
+  if (s.priority < c.priority) c.priority = s.priority;
+  ++stats_.merged_signals;
+  json data = Summary(c);
+  data["signal"] = SignalToJson(s);
+  if (c.priority != before) data["priority_changed"] = {{"from", PriorityName(before)}, {"to", PriorityName(c.priority)}};
+  Emit(c, "city.case.signal_added", s.fired_ms, std::move(data), fx);
+  fx->changed_cases.push_back(c.id);
+}
+
 void CaseEngine::OnSignal(const Signal& s, Effects* fx) {
   if (s.cell < 0 || s.cell >= city_->grid().cell_count()) return;
-  auto key = open_by_key_.find(MergeKey(s.category, s.cell));
-  Case* target = nullptr;
-  if (key != open_by_key_.end()) {
-    Case& c = cases_.at(key->second);
-    const int64_t window = city_->config().rules.merge_window_ms;
-    if (CaseIsOpen(c.status) && s.fired_ms - c.last_signal_ms <= window) target = &c;
-  }
-  if (!target) {
-    Case* c = OpenCase(s, fx);
-    fx->changed_cases.push_back(c->id);
-    fx->opened_cases.push_back(c->id);
-    return;
-  }
-  for (const Signal& known : target->signals) {
-    if (known.id == s.id) {
-      ++stats_.duplicate_signals;
-      return;
+  std::vector<Case*> candidates = Candidates(s);
+  for (Case* c : candidates) {
+    for (const Signal& known : c->signals) {
+      if (known.id == s.id) {
+        ++stats_.duplicate_signals;
+        return;
+      }
     }
   }
-  target->signals.push_back(s);
-  target->last_signal_ms = std::max(target->last_signal_ms, s.fired_ms);
-  if (s.priority < target->priority) target->priority = s.priority;
-  ++stats_.merged_signals;
-  json data = Summary(*target);
-  data["signal"] = SignalToJson(s);
-  Emit(*target, "city.case.signal_added", s.fired_ms, std::move(data), fx);
-  fx->changed_cases.push_back(target->id);
+  Case* target = nullptr;
+  if (candidates.empty()) {
+    target = OpenCase(s, fx);
+    fx->changed_cases.push_back(target->id);
+    fx->opened_cases.push_back(target->id);
+  } else {
+    target = candidates.front();
+    AddSignal(*target, s, fx);
+  }
+  // The signal bridges cases that are one problem: they merge into the oldest.
+  for (size_t i = 1; i < candidates.size(); ++i) {
+    Merge(*target, *candidates[i], "signal " + s.id + " joins both", s.fired_ms, fx);
+  }
+  if (!s.absorb_members || s.members.empty()) return;
+  std::vector<Case*> absorbed;
+  for (auto& [id, c] : cases_) {
+    if (&c == target || !CaseIsOpen(c.status)) continue;
+    const bool holds = std::any_of(c.signals.begin(), c.signals.end(), [&](const Signal& x) {
+      return std::find(s.members.begin(), s.members.end(), x.id) != s.members.end();
+    });
+    if (holds) absorbed.push_back(&c);
+  }
+  for (Case* c : absorbed) Merge(*target, *c, "correlation " + s.rule_id + " (" + s.explanation + ")", s.fired_ms, fx);
 }
 
 }  // namespace cityloop::dispatch

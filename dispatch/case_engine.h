@@ -52,6 +52,7 @@ struct CaseEngineStats {
   int64_t opened = 0;
   int64_t merged_signals = 0;
   int64_t duplicate_signals = 0;
+  int64_t merged_cases = 0;
 };
 
 class CaseEngine {
@@ -64,7 +65,13 @@ class CaseEngine {
   void RestoreCaseSequence(uint64_t next) { next_case_number_ = next; }
   uint64_t next_case_number() const { return next_case_number_; }
 
+  // Joins s to the open case of its category in its cell, or in a
+  // neighbouring cell within merge.radius_m, seen within merge.window; else
+  // opens one. When s touches several such cases, or absorbs the cases of a
+  // correlation's members, they merge into the oldest (city.case.merged).
   void OnSignal(const Signal& s, Effects* fx);
+  // Swaps in a reloaded model (same city; new rules and merge settings).
+  void SetCity(std::shared_ptr<const CityModel> city) { city_ = std::move(city); }
 
   const Case* Find(std::string_view id) const;
   size_t case_count() const { return cases_.size(); }
@@ -77,6 +84,11 @@ class CaseEngine {
   void Audit(Case& c, uint32_t seq, const std::string& action, int64_t at_ms, nlohmann::json detail, Effects* fx);
   nlohmann::json Summary(const Case& c) const;
   std::string MergeKey(const std::string& category, int cell) const;
+  // Open cases s may join, oldest first.
+  std::vector<Case*> Candidates(const Signal& s);
+  // Moves from's signals into into and closes from as merged.
+  void Merge(Case& into, Case& from, const std::string& reason, int64_t at_ms, Effects* fx);
+  void AddSignal(Case& c, const Signal& s, Effects* fx);
 
   std::shared_ptr<const CityModel> city_;
   std::map<std::string, Case> cases_;                        // by id

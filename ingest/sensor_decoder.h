@@ -1,10 +1,15 @@
 // SensorDecoder: turns one city.sensors message into a validated Reading, or
 // a Rejection with a reason code (for the DLQ's x-error header and the
 // cityloop_ingest_rejected_total{reason} counter). Uses simdjson On Demand.
-// Owns a parser and a padded buffer: one decoder per thread.
+// Owns a parser and a padded buffer: one decoder per thread. The reason codes
+// and Rejection below serve the other input decoders too (report_decoder.h,
+// detection_decoder.h).
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -26,6 +31,7 @@ inline constexpr const char* kFutureTimestamp = "future_timestamp";
 inline constexpr const char* kStaleTimestamp = "stale_timestamp";
 inline constexpr const char* kBadTimestamp = "bad_timestamp";
 inline constexpr const char* kUnknownLocation = "unknown_location";
+inline constexpr const char* kUnknownCategory = "unknown_category";  // city.reports: not in the catalogue
 }  // namespace reason
 
 struct Rejection {
@@ -34,18 +40,38 @@ struct Rejection {
   std::string ToString() const { return reason + ": " + detail; }  // the x-error header
 };
 
-using DecodeOutcome = std::variant<Reading, Rejection>;
+namespace internal {
+class JsonMessage;
+struct Field;
+}  // namespace internal
 
-class SensorDecoder {
+// What every JSON input decoder holds: the city and a parser with its padded
+// buffer, reused message after message (json_fields.h has the rest).
+// Decoders derive from it privately and inherit its constructor.
+class JsonDecoderBase {
  public:
-  explicit SensorDecoder(std::shared_ptr<const CityModel> city);
-  ~SensorDecoder();
-  // now_ms: the engine clock, for the future-skew and age checks.
-  DecodeOutcome Decode(std::string_view value, int64_t now_ms);
+  explicit JsonDecoderBase(std::shared_ptr<const CityModel> city);
+
+ protected:
+  ~JsonDecoderBase();
+
+  const CityModel& city() const { return *city_; }
+  // Size, syntax, then presence and type of fields, in order: the first
+  // Rejection, else nothing (the fields hold the message's values).
+  std::optional<Rejection> Read(std::string_view value, std::span<internal::Field* const> fields);
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<const CityModel> city_;
+  std::unique_ptr<internal::JsonMessage> message_;
+};
+
+using DecodeOutcome = std::variant<Reading, Rejection>;
+
+class SensorDecoder : private JsonDecoderBase {
+ public:
+  using JsonDecoderBase::JsonDecoderBase;  // explicit SensorDecoder(std::shared_ptr<const CityModel> city)
+  // now_ms: the engine clock, for the future-skew and age checks.
+  DecodeOutcome Decode(std::string_view value, int64_t now_ms);
 };
 
 }  // namespace cityloop::ingest

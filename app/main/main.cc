@@ -11,7 +11,9 @@
 
 namespace {
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 extern "C" void OnStopSignal(int) { g_stop.store(true); }
+extern "C" void OnReloadSignal(int) { g_reload.store(true); }
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -21,6 +23,10 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  struct sigaction hup {};
+  hup.sa_handler = OnReloadSignal;
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, nullptr);
 
   using namespace cityloop::app;
   CLI::App app{"cityloop: a streaming engine for city operation centres"};
@@ -83,7 +89,7 @@ int main(int argc, char** argv) {
   if (int rc = InitGlobal(global); rc != 0) return rc;
   if (*v) return ValidateCommand(validate);
   if (*b) return BrokerCommand(broker, g_stop);
-  if (*r) return RunServiceCommand(run, g_stop);
+  if (*r) return RunServiceCommand(run, g_stop, &g_reload);
   if (*s) return SimulateCommand(sim, g_stop);
   return 2;
 }

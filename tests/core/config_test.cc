@@ -249,7 +249,8 @@ TEST(ExampleConfig, HasWhatTheSimulatorAndDetectorsNeed) {
       {"bridge_structural", "municipal"},  {"streetlight_failure", "municipal"},
       {"traffic_congestion", "traffic"},   {"device_silent", "city_management"},
       {"device_flapping", "city_management"}, {"exposed_garbage", "city_management"},
-      {"road_damage", "municipal"},        {"illegal_parking", "traffic"}};
+      {"road_damage", "municipal"},        {"illegal_parking", "traffic"},
+      {"fire_candidate", "fire"}};
   std::map<std::string, std::string> got;
   for (const auto& cat : c.city.catalogue) {
     got[cat.id] = cat.department;
@@ -298,6 +299,41 @@ TEST(ExampleConfig, HasWhatTheSimulatorAndDetectorsNeed) {
                            [](const ThresholdRule& rule) { return rule.sensor_kind == "streetlight_current"; });
   ASSERT_TRUE(lamp->active_hours.has_value());
   EXPECT_EQ(*lamp->active_hours, std::make_pair(18, 6));
+}
+
+TEST(ExampleConfig, ShowsEveryRuleKind) {
+  auto r = LoadConfigFile(ExamplePath());
+  ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
+  const RulesOptions& rules = r.config->rules;
+  ASSERT_EQ(rules.rate.size(), 1u);
+  EXPECT_EQ(rules.rate[0].direction, ThresholdDirection::kAbove);
+  EXPECT_DOUBLE_EQ(rules.rate[0].rate, 0.10);
+  EXPECT_EQ(rules.rate[0].per_ms, 600000);
+  EXPECT_EQ(rules.rate[0].min_span_ms, 300000);  // per / 2 by default
+  EXPECT_FALSE(rules.rate[0].opens_case);
+  ASSERT_EQ(rules.window.size(), 1u);
+  EXPECT_EQ(rules.window[0].size_ms, 900000);
+  EXPECT_EQ(rules.window[0].slide(), 300000);
+  EXPECT_EQ(rules.window[0].aggregate, Aggregate::kMean);
+  ASSERT_EQ(rules.correlation.size(), 3u);
+  const CorrelationRule& gas = rules.correlation[1];
+  EXPECT_EQ(gas.id, "gas-leak-confirmed");
+  EXPECT_EQ(gas.priority, Priority::kUrgent);
+  EXPECT_TRUE(gas.absorb);
+  EXPECT_EQ(gas.scope, CorrelationScope::kNeighbours);
+  ASSERT_EQ(gas.when.size(), 2u);
+  EXPECT_EQ(gas.when[0].rule, "gas-leak");
+  EXPECT_EQ(rules.correlation[2].scope, CorrelationScope::kRadius);
+  ASSERT_EQ(rules.camera.size(), 1u);
+  EXPECT_EQ(rules.camera[0].labels, (std::vector<std::string>{"fire", "smoke"}));
+  EXPECT_EQ(rules.camera[0].min_detections, 3);
+  ASSERT_EQ(rules.no_signal.size(), 1u);
+  EXPECT_DOUBLE_EQ(rules.no_signal[0].factor, 5);
+  ASSERT_EQ(rules.flapping.size(), 1u);
+  EXPECT_EQ(rules.flapping[0].transitions, 6);
+  EXPECT_EQ(rules.merge_radius_m, 300);
+  EXPECT_EQ(r.config->event_time.allowed_lateness_ms, 30000);
+  EXPECT_EQ(r.config->event_time.late_policy, LatePolicy::kDrop);
 }
 
 // Loading must never throw, whatever the text: every prefix of the example
@@ -402,7 +438,52 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"ClearOnTheWrongSide", "clear: 0.20", "clear: 0.40", "rules[0].clear", "clear: 0.40",
                 "clear 0.4 must be <= 0.3"},
         BadCase{"UnsupportedRuleKind", "kind: threshold", "kind: rate_of_change", "rules[0].kind", "rate_of_change",
-                "unsupported rule kind 'rate_of_change' (supported: threshold)"},
+                "unsupported rule kind 'rate_of_change' (supported: threshold, rate, window, no_signal, flapping, "
+                "correlation, camera)"},
+        BadCase{"RateWithoutLevel", "sla:\n",
+                "  - {id: wl-rise, kind: rate, sensor: water_level, category: waterlogging, per: 10m}\nsla:\n",
+                "rules[1]", "wl-rise", "needs exactly one of 'rise: X' or 'fall: X'"},
+        BadCase{"RateClearAboveTheRate", "sla:\n",
+                "  - {id: wl-rise, kind: rate, sensor: water_level, category: waterlogging, rise: 0.1, clear: 0.2}\n"
+                "sla:\n",
+                "rules[1].clear", "wl-rise", "must be within [0, 0.1]"},
+        BadCase{"WindowUnknownAggregate", "sla:\n",
+                "  - {id: w, kind: window, sensor: water_level, category: waterlogging, window: {size: 10m}, "
+                "aggregate: avg, above: 1}\nsla:\n",
+                "rules[1].aggregate", "aggregate: avg", "expected one of count, min, max, mean, sum, percentile"},
+        BadCase{"SlidingWindowWithoutSlide", "sla:\n",
+                "  - {id: w, kind: window, sensor: water_level, category: waterlogging, window: {type: sliding, "
+                "size: 10m}, above: 1}\nsla:\n",
+                "rules[1].window", "type: sliding", "a sliding window needs 'slide'"},
+        BadCase{"PercentileWithoutPercentileAggregate", "sla:\n",
+                "  - {id: w, kind: window, sensor: water_level, category: waterlogging, window: {size: 10m}, "
+                "percentile: 90, above: 1}\nsla:\n",
+                "rules[1].percentile", "percentile: 90", "only for aggregate: percentile"},
+        BadCase{"NoSignalFactorTooSmall", "sla:\n",
+                "  - {id: quiet, kind: no_signal, category: waterlogging, factor: 1}\nsla:\n", "rules[1].factor",
+                "id: quiet", "must be greater than 1"},
+        BadCase{"FlappingWatchesUnknownRule", "sla:\n",
+                "  - {id: flap, kind: flapping, category: waterlogging, rules: [road-waterloging]}\nsla:\n",
+                "rules[1].rules[0]", "id: flap", "unknown rule 'road-waterloging' (did you mean 'road-waterlogging'?)"},
+        BadCase{"CorrelationOfOne", "sla:\n",
+                "  - {id: c, kind: correlation, category: waterlogging, when: [{rule: road-waterlogging}]}\nsla:\n",
+                "rules[1].when", "kind: correlation", "at least two members"},
+        BadCase{"CorrelationMemberNamesBoth", "sla:\n",
+                "  - {id: c, kind: correlation, category: waterlogging, when: [{rule: road-waterlogging, category: "
+                "waterlogging}, {category: waterlogging}]}\nsla:\n",
+                "rules[1].when[0]", "kind: correlation", "exactly one of 'rule' or 'category'"},
+        BadCase{"CameraRuleUnknownCamera", "sla:\n",
+                "  - {id: cam, kind: camera, category: waterlogging, labels: [water], cameras: [cam-9]}\nsla:\n",
+                "rules[1].cameras[0]", "id: cam", "unknown camera 'cam-9'"},
+        BadCase{"CameraZoneOutsideTheFrame", "sla:\n",
+                "  - {id: cam, kind: camera, category: waterlogging, labels: [water], zone: [0.5, 0.5, 0.6, 0.1]}\n"
+                "sla:\n",
+                "rules[1].zone", "id: cam", "outside the frame"},
+        BadCase{"DuplicateRuleIdAcrossKinds", "sla:\n",
+                "  - {id: road-waterlogging, kind: no_signal, category: waterlogging}\nsla:\n", "rules[1].id",
+                "kind: no_signal", "duplicate rule id 'road-waterlogging'"},
+        BadCase{"BadLatePolicy", "sla:\n", "event_time: {late_events: keep}\nsla:\n", "event_time.late_events",
+                "late_events", "expected drop or apply, got 'keep'"},
         BadCase{"ActiveHoursOutOfRange", "    for: 2m\n", "    for: 2m\n    active_hours: [18, 24]\n",
                 "rules[0].active_hours", "active_hours", "both ends must be within [0, 23]"},
         BadCase{"MissingRequiredKey", "          code: \"001\"\n          communities:", "          communities:",

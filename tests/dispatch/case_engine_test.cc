@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "tests/support/test_city.h"
@@ -136,6 +138,104 @@ TEST_F(CaseEngineTest, CaseIdsUseTheLocalDateOfTheEvent) {
   // 2025-11-28T20:00Z is 04:00 on the 29th in UTC+8.
   engine_.OnSignal(MakeSignal("waterlogging", 0, 0, kT0 + 12 * 60 * kMin), &fx_);
   EXPECT_EQ(fx_.opened_cases.at(0), "CL-20251129-000001");
+}
+
+// A point `cells` cell widths east of the centre of (row, col).
+LatLon EastOf(int row, int col, double cells) {
+  const LatLon c = TestCellCenter(row, col);
+  const double dlon = 500.0 / (111320.0 * std::cos(28.17 * 3.14159265358979323846 / 180));
+  return {c.lat, c.lon + cells * dlon};
+}
+
+Signal At(Signal s, LatLon p, int cell) {
+  s.position = p;
+  s.cell = cell;
+  return s;
+}
+
+std::vector<std::string> TypesOf(const Effects& fx) {
+  std::vector<std::string> out;
+  for (const auto& e : EventsOf(fx, "cityloop.cases")) out.push_back(e["type"].get<std::string>() + "@" +
+                                                                      e["subject"].get<std::string>());
+  return out;
+}
+
+TEST_F(CaseEngineTest, ASignalInANeighbouringCellJoinsWithinTheRadius) {
+  engine_.OnSignal(MakeSignal("waterlogging", 0, 0, kT0, "wl-1"), &fx_);
+  // 260 m east of the case, just across the cell border: within merge.radius_m (300 m).
+  engine_.OnSignal(At(MakeSignal("waterlogging", 0, 1, kT0 + kMin, "wl-x"), EastOf(0, 0, 0.52), 1), &fx_);
+  EXPECT_EQ(engine_.case_count(), 1u);
+  // 600 m east, still the neighbouring cell: too far.
+  engine_.OnSignal(At(MakeSignal("waterlogging", 0, 1, kT0 + 2 * kMin, "wl-y"), EastOf(0, 0, 1.2), 1), &fx_);
+  EXPECT_EQ(engine_.case_count(), 2u);
+}
+
+TEST_F(CaseEngineTest, ASignalThatBridgesTwoCasesMergesTheYoungerIntoTheOlder) {
+  engine_.OnSignal(At(MakeSignal("waterlogging", 0, 0, kT0, "a"), EastOf(0, 0, -0.05), 0), &fx_);
+  engine_.OnSignal(At(MakeSignal("waterlogging", 0, 1, kT0 + kMin, "b"), EastOf(0, 0, 0.95), 1), &fx_);
+  ASSERT_EQ(engine_.case_count(), 2u);  // 500 m apart: two cases
+  fx_.Clear();
+  // 250 m from each case (cells are 500 m wide, centred on 0): it belongs with both.
+  engine_.OnSignal(At(MakeSignal("waterlogging", 0, 0, kT0 + 2 * kMin, "c"), EastOf(0, 0, 0.45), 0), &fx_);
+  const Case* older = engine_.Find("CL-20251128-000001");
+  const Case* younger = engine_.Find("CL-20251128-000002");
+  ASSERT_NE(older, nullptr);
+  ASSERT_NE(younger, nullptr);
+  EXPECT_EQ(younger->status, CaseStatus::kMerged);
+  EXPECT_EQ(younger->merged_into, older->id);
+  EXPECT_EQ(older->absorbed, std::vector<std::string>{younger->id});
+  EXPECT_EQ(older->signals.size(), 3u);
+  EXPECT_EQ(engine_.open_count(), 1u);
+  const auto types = TypesOf(fx_);
+  EXPECT_NE(std::find(types.begin(), types.end(), "city.case.merged@CL-20251128-000002"), types.end());
+  EXPECT_NE(std::find(types.begin(), types.end(), "city.case.merged@CL-20251128-000001"), types.end());
+  // The merged case takes no more signals; the survivor does.
+  engine_.OnSignal(At(MakeSignal("waterlogging", 0, 0, kT0 + 4 * kMin, "e"), EastOf(0, 0, 0.2), 0), &fx_);
+  EXPECT_EQ(engine_.case_count(), 2u);
+  EXPECT_EQ(older->signals.size(), 4u);
+}
+
+TEST_F(CaseEngineTest, ACorrelationAbsorbsTheCasesOfItsMembersAndRaisesThePriority) {
+  Signal gas = MakeSignal("waterlogging", 1, 1, kT0, "gas-1");
+  gas.priority = Priority::kHigh;
+  Signal lid = MakeSignal("gas_leak", 1, 2, kT0 + kMin, "lid-1");
+  lid.category = "manhole_displaced";
+  lid.priority = Priority::kNormal;
+  engine_.OnSignal(gas, &fx_);
+  engine_.OnSignal(lid, &fx_);
+  ASSERT_EQ(engine_.open_count(), 2u);
+  Signal both = MakeSignal("waterlogging", 1, 1, kT0 + 2 * kMin, "gas-1");
+  both.id = "combo:5:" + std::to_string(kT0);
+  both.source = SignalSource::kCorrelation;
+  both.priority = Priority::kUrgent;
+  both.members = {gas.id, lid.id};
+  both.absorb_members = true;
+  fx_.Clear();
+  engine_.OnSignal(both, &fx_);
+  EXPECT_EQ(engine_.open_count(), 1u);
+  const Case* c = engine_.Find("CL-20251128-000001");
+  EXPECT_EQ(c->priority, Priority::kUrgent);
+  EXPECT_EQ(c->signals.size(), 3u);
+  EXPECT_EQ(engine_.Find("CL-20251128-000002")->merged_into, c->id);
+  const auto events = EventsOf(fx_, "cityloop.cases");
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events[0]["type"], "city.case.signal_added");
+  EXPECT_EQ(events[0]["data"]["priority_changed"]["to"], "urgent");
+}
+
+TEST_F(CaseEngineTest, ACitizenReportJoinsTheCaseSensorsFound) {
+  engine_.OnSignal(MakeSignal("waterlogging", 2, 2, kT0), &fx_);
+  Signal report = MakeSignal("waterlogging", 2, 2, kT0 + 5 * kMin, "");
+  report.id = "report:r-1";
+  report.source = SignalSource::kReport;
+  report.rule_id = "report";
+  report.attributes = {{"channel", "hotline12345"}, {"report_id", "r-1"}};
+  engine_.OnSignal(report, &fx_);
+  EXPECT_EQ(engine_.case_count(), 1u);
+  const Case* c = engine_.Find("CL-20251128-000001");
+  ASSERT_EQ(c->signals.size(), 2u);
+  EXPECT_EQ(c->signals[1].source, SignalSource::kReport);
+  EXPECT_EQ(c->signals[1].attributes.at("channel"), "hotline12345");
 }
 
 }  // namespace

@@ -21,6 +21,7 @@ Config TestConfig() {
   c.city.devices = {{"wl-1", "water_level", TestCellCenter(0, 0), "WL 1"},
                     {"wl-2", "water_level", TestCellCenter(2, 3), "WL 2"},
                     {"gas-1", "gas_ppm", TestCellCenter(1, 1), "Gas 1"}};
+  c.city.cameras = {{"cam-031", TestCellCenter(1, 2), "Cam 31"}};
   c.city.units = {{"drain-1", "drainage", "Drain 1", TestCellCenter(0, 1), {}},
                   {"drain-2", "drainage", "Drain 2", TestCellCenter(3, 3), {"east"}},
                   {"gas-u1", "gas", "Gas 1", TestCellCenter(3, 0), {}}};

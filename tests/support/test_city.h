@@ -2,6 +2,7 @@
 // by two districts (west: cols 0-1 "west", east: cols 2-3 "east"), a drainage
 // and a gas department, water-level and gas devices, units, and threshold rules
 // (water_level above 0.30 clear 0.20 for 2m; gas_ppm above 500 for 0).
+// One camera, cam-031, in cell (1, 2).
 #pragma once
 
 #include <memory>

@@ -2,37 +2,42 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/support/test_city.h"
+#include "tests/detect/rule_harness.h"
 
 namespace cityloop::detect {
 namespace {
 
-using cityloop::testing::TestCity;
+using cityloop::testing::kMin;
+using cityloop::testing::kT0;
+using cityloop::testing::RecordingGate;
+using cityloop::testing::RuleHarness;
 using cityloop::testing::TestConfig;
-
-constexpr int64_t kT0 = 1764316800000;  // 2025-11-28T08:00Z
-constexpr int64_t kMin = 60000;
+using cityloop::testing::Transitions;
 
 class ThresholdDetectorTest : public ::testing::Test {
  protected:
-  explicit ThresholdDetectorTest(Config config = TestConfig()) : city_(TestCity(config)), det_(city_) {}
-
-  std::vector<Signal> Feed(const std::string& device, const std::string& kind, int64_t ts, double value) {
-    Reading r;
-    r.device_id = device;
-    r.kind = kind;
-    r.ts_ms = ts;
-    r.value = value;
-    r.cell = 0;
-    r.input = {"city.sensors", 0, offset_++};
-    std::vector<Signal> out;
-    det_.OnReading(r, &out);
-    return out;
+  // An hour of allowed lateness: out-of-order readings reach the rule.
+  explicit ThresholdDetectorTest(Config config = TestConfig()) : h_(config, 3600000) {
+    for (const ThresholdRule& r : config.rules.threshold) {
+      rules_.push_back(std::make_unique<ThresholdDetector>(r, h_.city(), h_.devices()));
+    }
   }
 
-  std::shared_ptr<const CityModel> city_;
-  ThresholdDetector det_;
-  int64_t offset_ = 0;
+  ThresholdDetector* For(const std::string& kind) {
+    for (auto& r : rules_) {
+      if (r->config().sensor_kind == kind) return r.get();
+    }
+    return nullptr;
+  }
+
+  // The reading goes to the rule watching its kind (none: nothing is raised).
+  std::vector<Signal> Feed(const std::string& device, const std::string& kind, int64_t ts, double value) {
+    ThresholdDetector* rule = For(kind);
+    return rule ? h_.Feed(*rule, device, kind, ts, value) : std::vector<Signal>{};
+  }
+
+  RuleHarness h_;
+  std::vector<std::unique_ptr<ThresholdDetector>> rules_;
 };
 
 TEST_F(ThresholdDetectorTest, FiresOnlyAfterTheMinimumDuration) {
@@ -79,35 +84,46 @@ TEST_F(ThresholdDetectorTest, ZeroDurationFiresOnTheFirstReadingAndDevicesAreInd
   EXPECT_TRUE(Feed("gas-1", "gas_ppm", kT0 + 1000, 950).empty());
 }
 
-TEST_F(ThresholdDetectorTest, OutOfOrderReadingsDoNotMoveTheState) {
+TEST_F(ThresholdDetectorTest, OutOfOrderAndDuplicateReadingsDoNotMoveTheState) {
   Feed("wl-1", "water_level", kT0 + 5 * kMin, 0.35);
   EXPECT_TRUE(Feed("wl-1", "water_level", kT0, 0.9).empty());
-  EXPECT_EQ(det_.stats().out_of_order, 1);
-  EXPECT_EQ(det_.StateFor("road-waterlogging", "wl-1")->since_ms, kT0 + 5 * kMin);
+  EXPECT_TRUE(Feed("wl-1", "water_level", kT0 + 5 * kMin, 0.9).empty());  // same timestamp: a duplicate
+  ThresholdDetector* wl = For("water_level");
+  EXPECT_EQ(wl->stats().out_of_order, 2);
+  EXPECT_EQ(wl->StateFor("wl-1")->since_ms, kT0 + 5 * kMin);
+  EXPECT_DOUBLE_EQ(wl->StateFor("wl-1")->peak, 0.35);
 }
 
 TEST_F(ThresholdDetectorTest, UnwatchedKindsRaiseNothing) {
   EXPECT_TRUE(Feed("x-1", "mystery_kind", kT0, 1e9).empty());
-  EXPECT_FALSE(det_.Watches("mystery_kind"));
+  EXPECT_EQ(For("water_level")->WatchedSensorKinds(), std::vector<std::string>{"water_level"});
 }
 
 TEST_F(ThresholdDetectorTest, StateSurvivesARestoreMidEpisode) {
   Feed("wl-1", "water_level", kT0, 0.35);
-  auto dirty = det_.TakeDirty();
+  std::vector<StateEntry> dirty;
+  For("water_level")->TakeDirty(&dirty);
   ASSERT_EQ(dirty.size(), 1u);
-  ThresholdDetector restored(city_);
-  ASSERT_TRUE(restored.Restore(dirty[0].first, dirty[0].second).ok());
-  Reading r;
-  r.device_id = "wl-1";
-  r.kind = "water_level";
-  r.ts_ms = kT0 + 2 * kMin;
-  r.value = 0.4;
-  std::vector<Signal> out;
-  restored.OnReading(r, &out);
+  EXPECT_EQ(dirty[0].key, "thr/road-waterlogging/wl-1");
+  RuleHarness fresh;
+  ThresholdDetector restored(TestConfig().rules.threshold[0], fresh.city(), fresh.devices());
+  ASSERT_TRUE(restored.Restore("wl-1", *dirty[0].value).ok());
+  auto out = fresh.Feed(restored, "wl-1", "water_level", kT0 + 2 * kMin, 0.4);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].ts_ms, kT0);
-  EXPECT_TRUE(det_.TakeDirty().empty());
-  EXPECT_FALSE(restored.Restore("thr/x/y", "garbage").ok());
+  dirty.clear();
+  For("water_level")->TakeDirty(&dirty);
+  EXPECT_TRUE(dirty.empty());
+  EXPECT_FALSE(restored.Restore("wl-9", "garbage").ok());
+}
+
+TEST_F(ThresholdDetectorTest, TransitionsGoThroughTheGateWhichMaySuppressTheAlarm) {
+  RecordingGate gate(/*suppress=*/true);
+  h_.set_gate(&gate);
+  EXPECT_TRUE(Feed("gas-1", "gas_ppm", kT0, 900).empty());
+  EXPECT_TRUE(Feed("gas-1", "gas_ppm", kT0 + kMin, 100).empty());
+  EXPECT_TRUE(Feed("gas-1", "gas_ppm", kT0 + 2 * kMin, 900).empty());
+  EXPECT_EQ(gate.seen(), (Transitions{{0, true}, {kMin, false}, {2 * kMin, true}}));
 }
 
 class BelowRuleTest : public ThresholdDetectorTest {

@@ -1,0 +1,133 @@
+#include "detect/rule.h"
+
+#include <algorithm>
+
+namespace cityloop::detect {
+
+uint32_t DeviceTable::Intern(std::string_view id) {
+  if (auto it = index_.find(id); it != index_.end()) return it->second;
+  const auto index = static_cast<uint32_t>(ids_.size());
+  ids_.emplace_back(id);
+  index_.emplace(ids_.back(), index);
+  return index;
+}
+
+std::optional<uint32_t> DeviceTable::Find(std::string_view id) const {
+  if (auto it = index_.find(id); it != index_.end()) return it->second;
+  return std::nullopt;
+}
+
+RuleRegistry& RuleRegistry::Global() {
+  static RuleRegistry registry;
+  return registry;
+}
+
+void RuleRegistry::Register(std::string kind, RuleFactory factory) {
+  for (auto& [k, f] : factories_) {
+    if (k == kind) {
+      f = std::move(factory);
+      return;
+    }
+  }
+  factories_.emplace_back(std::move(kind), std::move(factory));
+}
+
+std::vector<std::unique_ptr<Rule>> RuleRegistry::Build(const RulesOptions& rules, const CityModel& city,
+                                                       DeviceTable& devices) const {
+  std::vector<std::unique_ptr<Rule>> out;
+  for (const auto& [kind, factory] : factories_) {
+    for (auto& r : factory(rules, city, devices)) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<std::string> RuleRegistry::kinds() const {
+  std::vector<std::string> out;
+  for (const auto& [k, f] : factories_) out.push_back(k);
+  return out;
+}
+
+Priority RulePriority(const RuleBase& rule, const CityModel& city) {
+  if (rule.priority) return *rule.priority;
+  const Category* cat = city.FindCategory(rule.category);
+  return cat ? cat->priority : Priority::kNormal;
+}
+
+namespace {
+
+// What every signal of a sensor rule carries: its source, the rule and its category.
+Signal SensorSignal(const RuleBase& rule, const CityModel& city) {
+  Signal s;
+  s.source = SignalSource::kSensor;
+  s.category = rule.category;
+  s.priority = RulePriority(rule, city);
+  s.rule_id = rule.id;
+  s.opens_case = rule.opens_case;
+  return s;
+}
+
+}  // namespace
+
+Signal SignalFromReading(const RuleBase& rule, const CityModel& city, const Reading& r) {
+  Signal s = SensorSignal(rule, city);
+  s.cell = r.cell;
+  s.position = r.position;
+  s.ts_ms = r.ts_ms;
+  s.fired_ms = r.ts_ms;
+  s.ingest_ms = r.ingest_ms;
+  s.device_id = r.device_id;
+  s.sensor_kind = r.kind;
+  s.value = r.value;
+  s.input = r.input;
+  return s;
+}
+
+Signal SignalForDevice(const RuleBase& rule, const CityModel& city, const std::string& device_id) {
+  Signal s = SensorSignal(rule, city);
+  s.device_id = device_id;
+  if (const Device* d = city.FindDevice(device_id)) {
+    s.position = d->position;
+    const CellInfo* cell = city.CellAt(d->position);
+    s.cell = cell ? cell->index : -1;
+    s.sensor_kind = d->kind;
+  }
+  return s;
+}
+
+void DeadlineQueue::Set(uint32_t device, uint16_t source, int64_t deadline_ms) {
+  if (device >= at_.size()) at_.resize(device + 1);
+  Slot& slot = at_[device];
+  if (slot.deadline != EventTime::kNone) queue_.erase({slot.deadline, device});
+  slot = {deadline_ms, source};
+  queue_.emplace(deadline_ms, device);
+}
+
+void DeadlineQueue::Cancel(uint32_t device) {
+  if (device >= at_.size() || at_[device].deadline == EventTime::kNone) return;
+  queue_.erase({at_[device].deadline, device});
+  at_[device].deadline = EventTime::kNone;
+}
+
+std::optional<int64_t> DeadlineQueue::DeadlineOf(uint32_t device) const {
+  if (device >= at_.size() || at_[device].deadline == EventTime::kNone) return std::nullopt;
+  return at_[device].deadline;
+}
+
+void DeadlineQueue::PopDue(const EventTime& time, const std::function<void(uint32_t, int64_t)>& visit) {
+  const int64_t newest = time.MaxWatermark();
+  std::vector<std::pair<int64_t, uint32_t>> due;
+  for (auto it = queue_.begin(); it != queue_.end() && it->first <= newest; ++it) {
+    if (it->first <= time.Watermark(at_[it->second].source)) due.push_back(*it);
+  }
+  for (const auto& [deadline, device] : due) {
+    queue_.erase({deadline, device});
+    at_[device].deadline = EventTime::kNone;
+    visit(device, deadline);
+  }
+}
+
+bool AppliesTo(const std::vector<std::string>& devices, std::string_view id) {
+  return devices.empty() || std::find(devices.begin(), devices.end(), id) != devices.end();
+}
+
+}  // namespace cityloop::detect

@@ -1,0 +1,283 @@
+#include "detect/rule_set.h"
+
+#include <algorithm>
+
+#include "detect/camera_detector.h"
+#include "detect/correlation_detector.h"
+#include "detect/flapping_detector.h"
+#include "detect/no_signal_detector.h"
+#include "detect/rate_detector.h"
+#include "detect/threshold_detector.h"
+#include "detect/window_detector.h"
+
+namespace cityloop::detect {
+
+void RegisterBuiltinRules(RuleRegistry& registry) {
+  registry.Register("threshold", [](const RulesOptions& r, const CityModel& city, DeviceTable& devices) {
+    return BuildEach<ThresholdDetector>(r.threshold, city, devices);
+  });
+  registry.Register("rate", &BuildRateRules);
+  registry.Register("window", &BuildWindowRules);
+  registry.Register("no_signal", &BuildNoSignalRules);
+  registry.Register("flapping", &BuildFlappingRules);
+  registry.Register("camera", [](const RulesOptions& r, const CityModel& city, DeviceTable& devices) {
+    return BuildEach<CameraDetector>(r.camera, city, devices);
+  });
+  registry.Register("correlation", [](const RulesOptions& r, const CityModel& city, DeviceTable& devices) {
+    return BuildEach<CorrelationDetector>(r.correlation, city, devices);
+  });
+}
+
+namespace {
+
+const RuleRegistry& Registry() {
+  static const RuleRegistry* registry = [] {
+    RuleRegistry* r = &RuleRegistry::Global();
+    RegisterBuiltinRules(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+}  // namespace
+
+RuleSet::RuleSet(std::shared_ptr<const CityModel> city, bool live)
+    : time_(city->config().event_time.allowed_lateness_ms, city->config().event_time.idle_timeout_ms, live) {
+  rules_ = Registry().Build(city->config().rules, *city, devices_);
+  cities_.push_back(std::move(city));
+  Index();
+}
+
+RuleSet::~RuleSet() = default;
+
+void RuleSet::Index() {
+  by_sensor_kind_.clear();
+  every_sensor_.clear();
+  detections_.clear();
+  correlations_.clear();
+  flapping_.clear();
+  for (const auto& rule : rules_) {
+    for (const std::string& kind : rule->WatchedSensorKinds()) {
+      auto it = std::find_if(by_sensor_kind_.begin(), by_sensor_kind_.end(),
+                             [&](const auto& e) { return e.first == kind; });
+      if (it == by_sensor_kind_.end()) it = by_sensor_kind_.insert(by_sensor_kind_.end(), {kind, {}});
+      it->second.push_back(rule.get());
+    }
+    if (rule->WatchesEverySensor()) every_sensor_.push_back(rule.get());
+    if (rule->WatchesDetections()) detections_.push_back(rule.get());
+    if (rule->WatchesSignals()) correlations_.push_back(rule.get());
+    if (auto* f = dynamic_cast<FlappingDetector*>(rule.get())) flapping_.push_back(f);
+  }
+}
+
+const Rule* RuleSet::Find(std::string_view id) const {
+  for (const auto& r : rules_) {
+    if (r->id() == id) return r.get();
+  }
+  return nullptr;
+}
+
+RuleContext RuleSet::Context(std::vector<Signal>* out) {
+  RuleContext ctx;
+  ctx.city = cities_.back().get();
+  ctx.devices = &devices_;
+  ctx.time = &time_;
+  ctx.signals = out;
+  ctx.gate = flapping_.empty() ? nullptr : this;
+  return ctx;
+}
+
+bool RuleSet::OnTransition(std::string_view rule_id, uint32_t device, int64_t ts_ms, bool raised) {
+  bool suppress = false;
+  for (FlappingDetector* f : flapping_) {
+    if (f->Watches(rule_id)) suppress |= f->OnTransition(rule_id, device, ts_ms, raised, *current_);
+  }
+  return suppress;
+}
+
+Admission RuleSet::Admit(const InputRef& input, int64_t ts_ms, int64_t wall_ms, uint16_t* source, bool* moved) {
+  *source = time_.Source(input.topic, input.partition);
+  const int64_t before = time_.Watermark(*source);
+  const bool late = time_.Observe(*source, ts_ms, wall_ms);
+  *moved = time_.Watermark(*source) != before;
+  if (!late) return Admission::kOnTime;
+  const bool apply = cities_.back()->config().event_time.late_policy == LatePolicy::kApply;
+  return apply ? Admission::kLateApplied : Admission::kLateDropped;
+}
+
+void RuleSet::OfferWatermark(std::vector<Signal>* out) {
+  RuleContext ctx = Context(out);
+  ctx.watermark_ms = time_.MaxWatermark();
+  current_ = &ctx;
+  for (const auto& rule : rules_) rule->OnWatermark(ctx);
+  current_ = nullptr;
+  offered_watermark_ = ctx.watermark_ms;
+}
+
+void RuleSet::Correlate(size_t from, std::vector<Signal>* out) {
+  if (correlations_.empty()) return;
+  const size_t end = out->size();  // correlations never see each other's signals
+  RuleContext ctx = Context(out);
+  ctx.watermark_ms = time_.MaxWatermark();
+  for (size_t i = from; i < end; ++i) {
+    const Signal s = (*out)[i];  // a copy: rules append to *out
+    for (Rule* rule : correlations_) rule->OnSignal(s, ctx);
+  }
+}
+
+Admission RuleSet::OnReading(const Reading& r, int64_t wall_ms, std::vector<Signal>* out) {
+  uint16_t source = 0;
+  bool moved = false;
+  const Admission a = Admit(r.input, r.ts_ms, wall_ms, &source, &moved);
+  if (a == Admission::kLateDropped) return a;
+  const size_t from = out->size();
+  auto kind = std::find_if(by_sensor_kind_.begin(), by_sensor_kind_.end(),
+                           [&](const auto& e) { return e.first == r.kind; });
+  if (kind != by_sensor_kind_.end() || !every_sensor_.empty()) {
+    const uint32_t device = devices_.Intern(r.device_id);
+    RuleContext ctx = Context(out);
+    ctx.source = source;
+    ctx.watermark_ms = time_.Watermark(source);
+    current_ = &ctx;
+    if (kind != by_sensor_kind_.end()) {
+      for (Rule* rule : kind->second) rule->OnReading(r, device, ctx);
+    }
+    for (Rule* rule : every_sensor_) rule->OnReading(r, device, ctx);
+    current_ = nullptr;
+  }
+  if (moved) OfferWatermark(out);
+  Correlate(from, out);
+  return a;
+}
+
+Admission RuleSet::OnDetections(const CameraDetections& d, int64_t wall_ms, std::vector<Signal>* out) {
+  uint16_t source = 0;
+  bool moved = false;
+  const Admission a = Admit(d.input, d.ts_ms, wall_ms, &source, &moved);
+  if (a == Admission::kLateDropped) return a;
+  const size_t from = out->size();
+  if (!detections_.empty()) {
+    const uint32_t camera = devices_.Intern(d.camera_id);
+    RuleContext ctx = Context(out);
+    ctx.source = source;
+    ctx.watermark_ms = time_.Watermark(source);
+    for (Rule* rule : detections_) rule->OnDetections(d, camera, ctx);
+  }
+  if (moved) OfferWatermark(out);
+  Correlate(from, out);
+  return a;
+}
+
+Admission RuleSet::OnReport(const Report& rep, int64_t wall_ms, std::vector<Signal>* out) {
+  uint16_t source = 0;
+  bool moved = false;
+  const Admission a = Admit(rep.input, rep.ts_ms, wall_ms, &source, &moved);
+  if (a == Admission::kLateDropped) return a;
+  const size_t from = out->size();
+  const CityModel& city = *cities_.back();
+  Signal s;
+  s.id = "report:" + rep.report_id;
+  s.source = SignalSource::kReport;
+  s.category = rep.category;
+  const Category* cat = city.FindCategory(rep.category);
+  s.priority = cat ? cat->priority : Priority::kNormal;
+  s.cell = rep.cell;
+  s.position = rep.position;
+  s.ts_ms = rep.ts_ms;
+  s.fired_ms = rep.ts_ms;
+  s.ingest_ms = rep.ingest_ms;
+  s.rule_id = "report";
+  s.input = rep.input;
+  s.attributes = {{"report_id", rep.report_id}, {"channel", rep.channel}};
+  if (!rep.text.empty()) s.attributes["text"] = rep.text;
+  s.explanation = rep.channel + " report " + rep.report_id + " (" + rep.category + ")";
+  out->push_back(std::move(s));
+  if (moved) OfferWatermark(out);
+  Correlate(from, out);
+  return a;
+}
+
+void RuleSet::Tick(int64_t wall_ms, std::vector<Signal>* out) {
+  if (!time_.AdvanceIdle(wall_ms)) return;
+  const size_t from = out->size();
+  OfferWatermark(out);
+  Correlate(from, out);
+}
+
+void RuleSet::Release(const Rule& rule) {
+  rule.ForEachStateKey([&](std::string key) { released_.push_back({std::move(key), std::nullopt}); });
+}
+
+ReloadSummary RuleSet::Reload(std::shared_ptr<const CityModel> city) {
+  ReloadSummary summary;
+  std::vector<std::unique_ptr<Rule>> next = Registry().Build(city->config().rules, *city, devices_);
+  for (auto& fresh : next) {
+    auto old = std::find_if(rules_.begin(), rules_.end(),
+                            [&](const std::unique_ptr<Rule>& r) { return r && r->id() == fresh->id(); });
+    if (old == rules_.end()) {
+      ++summary.added;
+    } else if ((*old)->SameConfig(*fresh)) {
+      fresh = std::move(*old);  // keeps its state
+      ++summary.kept;
+    } else {
+      Release(**old);
+      old->reset();
+      ++summary.changed;
+    }
+  }
+  for (const auto& gone : rules_) {
+    if (!gone) continue;
+    Release(*gone);
+    ++summary.removed;
+  }
+  rules_ = std::move(next);
+  cities_.push_back(std::move(city));
+  Index();
+  return summary;
+}
+
+void RuleSet::TakeDirty(std::vector<StateEntry>* out) {
+  for (auto& e : released_) out->push_back(std::move(e));
+  released_.clear();
+  for (const auto& rule : rules_) rule->TakeDirty(out);
+  for (auto& [subject, value] : time_.TakeDirty()) {
+    out->push_back({std::string(kEventTimePrefix) + subject, std::move(value)});
+  }
+}
+
+std::vector<std::string> RuleSet::StatePrefixes() {
+  return {std::string(kEventTimePrefix),      std::string(ThresholdDetector::kPrefix),
+          std::string(RateDetector::kPrefix), std::string(WindowDetector::kPrefix),
+          std::string(NoSignalDetector::kPrefix), std::string(FlappingDetector::kPrefix),
+          std::string(CameraDetector::kPrefix),   std::string(CorrelationDetector::kPrefix)};
+}
+
+Status RuleSet::Restore(std::string_view key, std::string_view value, int64_t wall_ms) {
+  if (key.substr(0, kEventTimePrefix.size()) == kEventTimePrefix) {
+    if (!time_.Restore(key.substr(kEventTimePrefix.size()), value, wall_ms)) {
+      return Status::DataLoss("bad event-time entry " + std::string(key));
+    }
+    return Status::Ok();
+  }
+  for (const auto& rule : rules_) {
+    const std::string_view prefix = rule->state_prefix();
+    if (key.substr(0, prefix.size()) != prefix) continue;
+    // "<prefix><rule>/<subject>": rule ids hold no '/', subjects may.
+    const std::string_view rest = key.substr(prefix.size());
+    const size_t slash = rest.find('/');
+    if (slash == std::string_view::npos) return Status::DataLoss("bad rule state key " + std::string(key));
+    if (rest.substr(0, slash) != rule->id()) continue;
+    return rule->Restore(rest.substr(slash + 1), value);
+  }
+  // The rule was removed from the config while the engine was down.
+  released_.push_back({std::string(key), std::nullopt});
+  return Status::Ok();
+}
+
+size_t RuleSet::StateBytes() const {
+  size_t n = 0;
+  for (const auto& rule : rules_) n += rule->StateBytes();
+  return n;
+}
+
+}  // namespace cityloop::detect
