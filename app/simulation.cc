@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <string>
 #include <thread>
 
 #include "ingest/kafka.h"
@@ -38,7 +39,9 @@ Result<SimulationStats> RunSimulation(std::shared_ptr<const CityModel> city, con
     for (const auto& inc : sim.TakeStartedIncidents()) {
       ++stats.incidents;
       if (truth) truth << inc.ToJson() << "\n" << std::flush;
-      spdlog::info("simulator: injected {} at {} ({})", inc.kind, inc.device_id, inc.cell_code);
+      std::string where;
+      for (const auto& id : inc.devices) where += (where.empty() ? "" : "+") + id;
+      spdlog::info("simulator: injected {} at {} ({})", inc.kind, where, inc.cell_code);
     }
   };
   while (!stop.load() && sim.Next(&r)) {
@@ -54,12 +57,13 @@ Result<SimulationStats> RunSimulation(std::shared_ptr<const CityModel> city, con
     Status st = (*producer)->Produce(r.topic, r.key, r.value);
     if (!st.ok()) return st;
     ++stats.produced;
+    ++stats.by_topic[r.topic];
     write_truth();
     if (stats.produced % 1000 == 0) (*producer)->Poll(0);
   }
   write_truth();
   CL_RETURN_IF_ERROR((*producer)->Flush(30000));
-  if (failed.load() > 0) return Status::Unavailable(std::to_string(failed.load()) + " readings were not delivered");
+  if (failed.load() > 0) return Status::Unavailable(std::to_string(failed.load()) + " records were not delivered");
   return stats;
 }
 

@@ -1,10 +1,13 @@
-// Runs the city simulator against a Kafka cluster: produces its readings to
-// the sensors topic, paced to the clock (real time) or as fast as possible,
-// and appends each injected incident to the truth file as a JSON line.
+// Runs the city simulator against a Kafka cluster: produces each of its
+// records (sensor readings, camera detections, citizen reports) to the
+// record's topic with its key (device, camera or report id), paced to the
+// clock (real time) or as fast as possible, and appends each injected
+// incident to the truth file as a JSON line (format: ingest/simulator.h).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -26,8 +29,9 @@ struct SimulationRun {
 };
 
 struct SimulationStats {
-  int64_t produced = 0;
+  int64_t produced = 0;  // records, every topic
   int64_t incidents = 0;
+  std::map<std::string, int64_t> by_topic;  // records per topic
 };
 
 Result<SimulationStats> RunSimulation(std::shared_ptr<const CityModel> city, const SimulationRun& run,

@@ -117,6 +117,9 @@ struct Category {     // city.catalogue[]
   std::string code;   // 大类/小类 code, e.g. "0302"
   std::string department;
   Priority priority = Priority::kNormal;
+  // confirm: true — its cases wait in `detected` for an operator instead of
+  // being dispatched at once (a camera's fire candidate).
+  bool requires_confirmation = false;
   bool operator==(const Category&) const = default;
 };
 

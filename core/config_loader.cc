@@ -813,6 +813,7 @@ const KeyTable<Category>& CategoryKeys() {
       K::Str("code", &Category::code, kOptional, Digits(4)),
       K::Str("department", &Category::department, kRequired),
       K::Prio("priority", &Category::priority),
+      K::Bool("confirm", &Category::requires_confirmation),
   };
   return t;
 }

@@ -5,8 +5,9 @@
 // it raises one combined Signal naming the member signals. A member signal is
 // used in at most one combination.
 //
-// Signals are offered in the order they were raised; event time for
-// forgetting old ones is the newest watermark.
+// Signals are offered in the order they were raised, which across topics is
+// not event-time order; old ones are forgotten once the lowest watermark of
+// all sources is `within` past them.
 #pragma once
 
 #include <cstdint>

@@ -120,8 +120,12 @@ void NoSignalDetector::OnReading(const Reading& r, uint32_t device, RuleContext&
   st.position = r.position;
   st.partition = r.input.partition;
   if (st.topic != r.input.topic) st.topic = r.input.topic;
-  if (st.kind != r.kind) st.kind = r.kind;
-  deadlines_.Set(device, ctx.source, DeadlineFor(*ctx.city, device, st));
+  if (st.kind != r.kind) {
+    st.kind = r.kind;
+    st.allowed_ms = 0;
+  }
+  if (st.allowed_ms == 0) st.allowed_ms = DeadlineFor(*ctx.city, device, st) - st.last_ts_ms;
+  deadlines_.Set(device, ctx.source, st.last_ts_ms + st.allowed_ms);
   states_.MarkDirty(device);
 }
 

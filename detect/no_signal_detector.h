@@ -45,6 +45,7 @@ struct NoSignalState {
   int32_t partition = 0;   // the source of the newest reading, as text: restart-stable
   std::string topic;
   std::string kind;        // sensor kind of the newest reading
+  int64_t allowed_ms = 0;  // factor x interval for kind; a cache, not persisted (0: to compute)
   std::string Encode() const;
   static std::optional<NoSignalState> Decode(std::string_view text);
   size_t Bytes() const;

@@ -94,18 +94,26 @@ Signal SignalForDevice(const RuleBase& rule, const CityModel& city, const std::s
   return s;
 }
 
+void DeadlineQueue::Enqueue(uint32_t device, Slot& slot) {
+  if (slot.queued != EventTime::kNone) queue_.erase({slot.queued, device});
+  slot.queued = slot.deadline;
+  if (slot.queued != EventTime::kNone) queue_.emplace(slot.queued, device);
+}
+
 void DeadlineQueue::Set(uint32_t device, uint16_t source, int64_t deadline_ms) {
   if (device >= at_.size()) at_.resize(device + 1);
   Slot& slot = at_[device];
-  if (slot.deadline != EventTime::kNone) queue_.erase({slot.deadline, device});
-  slot = {deadline_ms, source};
-  queue_.emplace(deadline_ms, device);
+  if (slot.deadline == EventTime::kNone) ++live_;
+  slot.deadline = deadline_ms;
+  slot.source = source;
+  // Later than the queued entry: leave it, PopDue moves it when it comes up.
+  if (slot.queued == EventTime::kNone || deadline_ms < slot.queued) Enqueue(device, slot);
 }
 
 void DeadlineQueue::Cancel(uint32_t device) {
   if (device >= at_.size() || at_[device].deadline == EventTime::kNone) return;
-  queue_.erase({at_[device].deadline, device});
   at_[device].deadline = EventTime::kNone;
+  --live_;
 }
 
 std::optional<int64_t> DeadlineQueue::DeadlineOf(uint32_t device) const {
@@ -115,13 +123,28 @@ std::optional<int64_t> DeadlineQueue::DeadlineOf(uint32_t device) const {
 
 void DeadlineQueue::PopDue(const EventTime& time, const std::function<void(uint32_t, int64_t)>& visit) {
   const int64_t newest = time.MaxWatermark();
+  std::vector<uint32_t> moved;
   std::vector<std::pair<int64_t, uint32_t>> due;
-  for (auto it = queue_.begin(); it != queue_.end() && it->first <= newest; ++it) {
-    if (it->first <= time.Watermark(at_[it->second].source)) due.push_back(*it);
-  }
+  do {
+    // Entries whose deadline moved (or was cancelled) go to their new place
+    // first, which may be due too: scan again until none moved.
+    for (uint32_t device : moved) Enqueue(device, at_[device]);
+    moved.clear();
+    due.clear();
+    for (auto it = queue_.begin(); it != queue_.end() && it->first <= newest; ++it) {
+      const Slot& slot = at_[it->second];
+      if (slot.deadline != it->first) {
+        moved.push_back(it->second);
+      } else if (it->first <= time.Watermark(slot.source)) {
+        due.push_back(*it);
+      }
+    }
+  } while (!moved.empty());
   for (const auto& [deadline, device] : due) {
+    Slot& slot = at_[device];
     queue_.erase({deadline, device});
-    at_[device].deadline = EventTime::kNone;
+    slot.queued = slot.deadline = EventTime::kNone;
+    --live_;
     visit(device, deadline);
   }
 }

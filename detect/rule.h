@@ -65,8 +65,9 @@ struct RuleContext {
   EventTime* time = nullptr;
   // OnReading/OnDetections: the input's source (topic/partition) in `time`.
   uint16_t source = 0;
-  // The watermark of `source` (OnReading) or the highest of all sources
-  // (OnWatermark, OnSignal): event time up to which input is complete.
+  // The watermark of `source` (OnReading), the highest of all sources
+  // (OnWatermark) or the lowest (OnSignal): event time up to which input is
+  // complete.
   int64_t watermark_ms = EventTime::kNone;
   std::vector<Signal>* signals = nullptr;  // out: signals raised
   TransitionGate* gate = nullptr;     // may be null: nothing watches transitions
@@ -281,7 +282,9 @@ std::vector<std::unique_ptr<Rule>> BuildEach(const std::vector<Config>& configs,
 }
 
 // Event-time timers of a device-level rule: at most one deadline per device,
-// due when the watermark of the device's source passes it.
+// due when the watermark of the device's source passes it. Moving a deadline
+// later (every reading of a no_signal device does) costs no tree operation:
+// the queued entry stays where it was and is moved when it comes up.
 class DeadlineQueue {
  public:
   // Sets (or moves) device's deadline; source is the device's input source.
@@ -296,14 +299,17 @@ class DeadlineQueue {
   // Removes and visits (device, deadline) for every deadline at or before
   // the watermark of its device's source, earliest first.
   void PopDue(const EventTime& time, const std::function<void(uint32_t, int64_t)>& visit);
-  size_t size() const { return queue_.size(); }
+  size_t size() const { return live_; }  // deadlines set
   size_t Bytes() const { return queue_.size() * 48 + at_.capacity() * sizeof(Slot); }
 
  private:
   struct Slot {
     int64_t deadline = EventTime::kNone;  // kNone: none set
+    int64_t queued = EventTime::kNone;    // the key of its entry in queue_ (<= deadline), kNone: none
     uint16_t source = 0;
   };
+  void Enqueue(uint32_t device, Slot& slot);
+  size_t live_ = 0;
   std::set<std::pair<int64_t, uint32_t>> queue_;
   std::vector<Slot> at_;  // by device
 };

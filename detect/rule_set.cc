@@ -96,7 +96,15 @@ bool RuleSet::OnTransition(std::string_view rule_id, uint32_t device, int64_t ts
 }
 
 Admission RuleSet::Admit(const InputRef& input, int64_t ts_ms, int64_t wall_ms, uint16_t* source, bool* moved) {
-  *source = time_.Source(input.topic, input.partition);
+  // Most inputs are of the topic before: skip building the source name.
+  if (input.topic != last_topic_) {
+    last_topic_ = input.topic;
+    sources_of_last_topic_.clear();
+  }
+  const auto p = static_cast<size_t>(std::max(0, input.partition));
+  if (p >= sources_of_last_topic_.size()) sources_of_last_topic_.resize(p + 1, -1);
+  if (sources_of_last_topic_[p] < 0) sources_of_last_topic_[p] = time_.Source(input.topic, input.partition);
+  *source = static_cast<uint16_t>(sources_of_last_topic_[p]);
   const int64_t before = time_.Watermark(*source);
   const bool late = time_.Observe(*source, ts_ms, wall_ms);
   *moved = time_.Watermark(*source) != before;
@@ -118,7 +126,10 @@ void RuleSet::Correlate(size_t from, std::vector<Signal>* out) {
   if (correlations_.empty()) return;
   const size_t end = out->size();  // correlations never see each other's signals
   RuleContext ctx = Context(out);
-  ctx.watermark_ms = time_.MaxWatermark();
+  // Correlations forget member signals by the LOWEST watermark: catching up,
+  // one topic or partition runs far ahead, and a member from a lagging one
+  // must still find its partner. Signals are few, so keeping them is cheap.
+  ctx.watermark_ms = time_.MinWatermark();
   for (size_t i = from; i < end; ++i) {
     const Signal s = (*out)[i];  // a copy: rules append to *out
     for (Rule* rule : correlations_) rule->OnSignal(s, ctx);

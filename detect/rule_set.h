@@ -89,6 +89,8 @@ class RuleSet : private TransitionGate {
   std::vector<class FlappingDetector*> flapping_;
   std::vector<StateEntry> released_;  // deletions not yet taken
   RuleContext* current_ = nullptr;    // during a dispatch, for the gate
+  std::string last_topic_;                  // topic of the previous input...
+  std::vector<int> sources_of_last_topic_;  // ...and its partitions' sources (-1: not yet known)
   int64_t offered_watermark_ = EventTime::kNone;
 };
 

@@ -29,7 +29,7 @@ std::string CaseEngine::MergeKey(const std::string& category, int cell) const {
 
 void CaseEngine::Restore(Case c) {
   const std::string id = c.id;
-  if (CaseIsOpen(c.status)) open_by_key_[MergeKey(c.category, c.cell)] = id;
+  if (CaseIsOpen(c.status)) open_by_key_[MergeKey(c.category, c.cell)].push_back(id);
   cases_[id] = std::move(c);
 }
 
@@ -69,7 +69,7 @@ void CaseEngine::Audit(Case& c, uint32_t seq, const std::string& action, int64_t
 
 void CaseEngine::Emit(Case& c, const std::string& type, int64_t time_ms, json data, Effects* fx) {
   const uint32_t seq = ++c.event_seq;
-  const bool order = type == "city.dispatch.order";
+  const bool order = type.rfind("city.dispatch.", 0) == 0;  // .order, .cancelled: to the department
   const auto& topics = city_->config().kafka.topics;
   json event{{"specversion", "1.0"},
              {"id", c.id + ":" + std::to_string(seq)},
@@ -103,20 +103,26 @@ Case* CaseEngine::OpenCase(const Signal& s, Effects* fx) {
   c.first_ingest_ms = s.ingest_ms;
   c.last_signal_ms = s.fired_ms;
   c.signals.push_back(s);
-  c.status = CaseStatus::kRegistered;
-  c.registered_ms = s.fired_ms;
+  const Category* category = city_->FindCategory(s.category);
+  // A category that needs an operator's confirmation (a camera's fire
+  // candidate) waits in `detected`, undispatched (核实 before 立案).
+  const bool confirm = category != nullptr && category->requires_confirmation;
+  c.status = confirm ? CaseStatus::kDetected : CaseStatus::kRegistered;
+  c.registered_ms = confirm ? 0 : s.fired_ms;
 
   auto [it, inserted] = cases_.emplace(c.id, std::move(c));
   CL_CHECK_MSG(inserted, "case id reused: " + it->first);
   Case& kase = it->second;
-  open_by_key_[MergeKey(kase.category, kase.cell)] = kase.id;
+  open_by_key_[MergeKey(kase.category, kase.cell)].push_back(kase.id);
   ++stats_.opened;
 
   json opened = Summary(kase);
   opened["signal"] = SignalToJson(s);
   opened["routing"] = {{"rule", "grid->district, catalogue->department"},
                        {"department_source", city_->FindCategory(kase.category) ? "catalogue" : "district_default"}};
+  if (confirm) opened["awaiting"] = "confirmation";
   Emit(kase, "city.case.opened", s.fired_ms, std::move(opened), fx);
+  if (confirm) return &kase;
 
   // Dispatch at once: sensor-confirmed cases need no manual verification.
   const SlaOptions& sla = city_->config().sla;
@@ -162,14 +168,23 @@ std::vector<Case*> CaseEngine::Candidates(const Signal& s) {
   auto consider = [&](int cell, bool neighbour) {
     auto key = open_by_key_.find(MergeKey(s.category, cell));
     if (key == open_by_key_.end()) return;
-    Case& c = cases_.at(key->second);
-    if (!CaseIsOpen(c.status) || s.fired_ms - c.last_signal_ms > merge.merge_window_ms) return;
-    if (neighbour && DistanceMeters(s.position, c.position) > merge.merge_radius_m) return;
-    out.push_back(&c);
+    for (const std::string& id : key->second) {
+      Case& c = cases_.at(id);
+      // Within the window of the case's span, either side: input of several
+      // topics arrives out of event-time order (a backlog, a slow partition).
+      const bool in_time = s.fired_ms <= c.last_signal_ms + merge.merge_window_ms &&
+                           s.fired_ms >= c.first_event_ms - merge.merge_window_ms;
+      if (!CaseIsOpen(c.status) || !in_time) continue;
+      if (neighbour && DistanceMeters(s.position, c.position) > merge.merge_radius_m) continue;
+      out.push_back(&c);
+    }
   };
   consider(s.cell, false);
   if (merge.merge_radius_m > 0) {
-    for (int n : city_->grid().Neighbours(s.cell)) consider(n, true);
+    // Cells reaching within the radius (the grid's R-tree), then the case itself must.
+    for (int n : city_->grid().CellsWithin(s.position, merge.merge_radius_m)) {
+      if (n != s.cell) consider(n, true);
+    }
   }
   // Oldest first: ids are numbered in opening order within a day, and the
   // first event time orders across days.
@@ -186,16 +201,27 @@ void CaseEngine::Merge(Case& into, Case& from, const std::string& reason, int64_
   const Priority before = into.priority;
   if (from.priority < into.priority) into.priority = from.priority;
   into.absorbed.push_back(from.id);
+  const bool was_dispatched = from.dispatched_ms != 0;
   from.status = CaseStatus::kMerged;
   from.merged_into = into.id;
-  auto key = open_by_key_.find(MergeKey(from.category, from.cell));
-  if (key != open_by_key_.end() && key->second == from.id) open_by_key_.erase(key);
+  if (auto key = open_by_key_.find(MergeKey(from.category, from.cell)); key != open_by_key_.end()) {
+    std::erase(key->second, from.id);
+    if (key->second.empty()) open_by_key_.erase(key);
+  }
   ++stats_.merged_cases;
 
   json gone = Summary(from);
   gone["merged_into"] = into.id;
   gone["reason"] = reason;
   Emit(from, "city.case.merged", at_ms, std::move(gone), fx);
+  if (was_dispatched) {
+    // The department was sent to the absorbed case: tell it the task is now the other case's.
+    json cancel = Summary(from);
+    cancel["reason"] = "merged";
+    cancel["merged_into"] = into.id;
+    cancel["merged_into_department"] = into.department;
+    Emit(from, "city.dispatch.cancelled", at_ms, std::move(cancel), fx);
+  }
   json kept = Summary(into);
   kept["absorbed"] = from.id;
   kept["reason"] = reason;

@@ -92,7 +92,7 @@ class CaseEngine {
 
   std::shared_ptr<const CityModel> city_;
   std::map<std::string, Case> cases_;                        // by id
-  std::unordered_map<std::string, std::string> open_by_key_; // category/cell -> case id
+  std::unordered_map<std::string, std::vector<std::string>> open_by_key_;  // category/cell -> open case ids
   uint64_t next_case_number_ = 1;
   CaseEngineStats stats_;
 };

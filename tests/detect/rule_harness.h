@@ -101,7 +101,7 @@ class RuleHarness {
   std::vector<Signal> Offer(detect::Rule& rule, const Signal& s) {
     std::vector<Signal> out;
     detect::RuleContext ctx = Context(&out);
-    ctx.watermark_ms = time_.MaxWatermark();
+    ctx.watermark_ms = time_.MinWatermark();
     rule.OnSignal(s, ctx);
     return out;
   }

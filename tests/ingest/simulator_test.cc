@@ -7,8 +7,10 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/city.h"
@@ -67,6 +69,8 @@ Config SimConfig() {
   cat("streetlight_failure", "municipal", Priority::kLow);
   cat("traffic_congestion", "traffic", Priority::kNormal);
   cat("noise", "environment", Priority::kLow);
+  cat("fire_candidate", "fire", Priority::kHigh);
+  cat("device_silent", "city_management", Priority::kLow);
 
   auto kind = [&](const char* k, const char* unit, double lo, double hi) {
     c.city.sensor_kinds[k] = SensorKind{k, unit, lo, hi, 60000};
@@ -109,6 +113,10 @@ Config SimConfig() {
   dev("nz-0001", "noise_db", 1, 1);
   dev("br-0001", "bridge_strain", 0, 1);
   dev("rf-0001", "rainfall", 3, 3);
+  LatLon cam = grid.Center(grid.Index(1, 2));  // ~110 m north of smk-0001
+  cam.lat += 0.001;
+  c.city.cameras.push_back({"cam-0001", cam, "cam-0001"});
+  c.city.cameras.push_back({"cam-0002", grid.Center(grid.Index(3, 3)), "cam-0002"});
 
   auto rule = [&](const char* id, const char* sensor, const char* category, ThresholdDirection dir, double raise,
                   double clear, int64_t for_ms) -> ThresholdRule& {
@@ -137,6 +145,36 @@ Config SimConfig() {
   rule("congestion", "traffic_speed", "traffic_congestion", below, 10, 15, 5 * kMinute);
   rule("noise", "noise_db", "noise", above, 85, 80, 10 * kMinute);
   rule("bridge", "bridge_strain", "bridge_alarm", above, 1500, 1200, kMinute).devices = {"br-0001"};
+  NoSignalRule silent;
+  silent.id = "device-silent";
+  silent.category = "device_silent";
+  silent.factor = 5;
+  c.rules.no_signal.push_back(silent);
+  CameraRule fire;
+  fire.id = "camera-fire";
+  fire.category = "fire_candidate";
+  fire.labels = {"fire", "smoke"};
+  fire.min_score = 0.6;
+  fire.min_detections = 3;
+  fire.min_duration_ms = 10000;
+  fire.cooldown_ms = 2 * kMinute;
+  c.rules.camera.push_back(fire);
+  auto correlation = [&](const char* id, const char* category, const char* a, const char* b, int64_t within,
+                         CorrelationScope scope) -> CorrelationRule& {
+    CorrelationRule r;
+    r.id = id;
+    r.category = category;
+    r.priority = Priority::kUrgent;
+    r.when = {{a, ""}, {b, ""}};
+    r.within_ms = within;
+    r.scope = scope;
+    r.absorb = true;
+    c.rules.correlation.push_back(r);
+    return c.rules.correlation.back();
+  };
+  correlation("gas-leak-confirmed", "gas_leak", "gas", "manhole", 15 * kMinute, CorrelationScope::kNeighbours);
+  correlation("fire-confirmed", "fire_smoke", "smoke", "camera-fire", 10 * kMinute, CorrelationScope::kRadius)
+      .radius_m = 400;
   c.rules.merge_window_ms = 30 * kMinute;
   return c;
 }
@@ -156,9 +194,18 @@ struct Parsed {
   double value = 0;
 };
 
+// One city.camera.detections message, parsed.
+struct Frame {
+  std::string camera;
+  int64_t ts = 0;
+  json detections;
+};
+
 struct SimRun {
-  std::vector<SimulatedReading> raw;
-  std::vector<Parsed> readings;
+  std::vector<SimulatedReading> raw;      // every record, every topic
+  std::vector<Parsed> readings;           // city.sensors
+  std::vector<Frame> frames;              // city.camera.detections
+  std::map<std::string, json> reports;    // city.reports, by report id
   std::vector<InjectedIncident> incidents;
 };
 
@@ -181,7 +228,14 @@ SimRun Simulate(std::shared_ptr<const CityModel> city, SimulatorOptions opt) {
   EXPECT_FALSE(sim.Next(&r));  // stays finished
   for (const auto& s : run.raw) {
     const json j = json::parse(s.value);
-    run.readings.push_back({j.at("device_id"), j.at("kind"), j.at("ts"), j.at("value")});
+    if (s.topic == "city.sensors") {
+      run.readings.push_back({j.at("device_id"), j.at("kind"), j.at("ts"), j.at("value")});
+    } else if (s.topic == "city.camera.detections") {
+      run.frames.push_back({j.at("camera_id"), j.at("ts"), j.at("detections")});
+    } else {
+      EXPECT_EQ(s.topic, "city.reports");
+      EXPECT_TRUE(run.reports.emplace(s.key, j).second) << "report id reused: " << s.key;
+    }
   }
   return run;
 }
@@ -236,11 +290,79 @@ bool Beyond(ThresholdDirection dir, double v, double level) {
   return dir == ThresholdDirection::kAbove ? v > level : v < level;
 }
 
+bool Involves(const InjectedIncident& inc, const std::string& id) {
+  return std::find(inc.devices.begin(), inc.devices.end(), id) != inc.devices.end();
+}
+
 bool InIncident(const SimRun& run, const std::string& device, int64_t ts) {
   for (const auto& inc : run.incidents) {
-    if (inc.device_id == device && ts >= inc.start_ms && ts < inc.end_ms) return true;
+    if (Involves(inc, device) && ts >= inc.start_ms && ts < inc.end_ms) return true;
   }
   return false;
+}
+
+std::vector<const InjectedIncident*> OfKind(const SimRun& run, const std::string& kind) {
+  std::vector<const InjectedIncident*> out;
+  for (const auto& inc : run.incidents) {
+    if (inc.kind == kind) out.push_back(&inc);
+  }
+  return out;
+}
+
+// The threshold rule a device of an incident trips: the incident's category
+// for the primary device, a merged category for a partner.
+std::optional<Applied> AlarmRule(const Config& c, const Device& d, const InjectedIncident& inc) {
+  for (const Applied& a : RulesFor(c, d)) {
+    if (a.rule->category == inc.category && d.id == inc.device_id) return a;
+    if (d.id != inc.device_id && std::count(inc.merged.begin(), inc.merged.end(), a.rule->category)) return a;
+  }
+  return std::nullopt;
+}
+
+// When the device's first run beyond raise lasting the rule's minimum
+// duration started inside [from, to), if any.
+std::optional<int64_t> AlarmOnset(const std::vector<const Parsed*>& rs, const Applied& a, int64_t from, int64_t to) {
+  bool beyond = false;
+  int64_t since = 0;
+  for (const Parsed* p : rs) {
+    if (p->ts < from || p->ts >= to) continue;
+    if (Beyond(a.rule->direction, p->value, a.raise)) {
+      if (!beyond) since = p->ts;
+      beyond = true;
+      if (p->ts - since >= a.min_duration_ms) return since;
+    } else {
+      beyond = false;
+    }
+  }
+  return std::nullopt;
+}
+
+int CellDistance(const CityModel& city, LatLon a, LatLon b) {
+  const GridIndex& g = city.grid();
+  const int ca = city.CellAt(a)->index, cb = city.CellAt(b)->index;
+  return std::max(std::abs(g.Row(ca) - g.Row(cb)), std::abs(g.Col(ca) - g.Col(cb)));
+}
+
+LatLon PositionOf(const CityModel& city, const std::string& id) {
+  if (const Device* d = city.FindDevice(id)) return d->position;
+  return city.FindCamera(id)->position;
+}
+
+// The no_signal limit (factor x expected interval) of a device, the way the
+// detector resolves it; 0 without a rule.
+int64_t SilenceLimit(const CityModel& city, const Device& d) {
+  int64_t limit = 0;
+  for (const NoSignalRule& r : city.config().rules.no_signal) {
+    if (!r.sensor_kinds.empty() && std::find(r.sensor_kinds.begin(), r.sensor_kinds.end(), d.kind) == r.sensor_kinds.end()) {
+      continue;
+    }
+    int64_t interval = city.FindSensorKind(d.kind)->report_interval_ms;
+    if (r.interval_ms) interval = *r.interval_ms;
+    if (auto it = r.overrides.find(d.id); it != r.overrides.end()) interval = it->second;
+    const int64_t l = std::llround(r.factor * static_cast<double>(interval));
+    limit = limit == 0 ? l : std::min(limit, l);
+  }
+  return limit;
 }
 
 std::map<std::string, std::vector<const Parsed*>> ByDevice(const SimRun& run) {
@@ -254,8 +376,10 @@ TEST(Simulator, ReadingsFollowTheContract) {
   const SimRun& run = DayRun();
   ASSERT_GT(run.raw.size(), 150000u);
   std::set<std::string> devices;
+  std::map<std::string, int> topics;
   for (const auto& s : run.raw) {
-    ASSERT_EQ(s.topic, "city.sensors");
+    ++topics[s.topic];
+    if (s.topic != "city.sensors") continue;
     const auto j = nlohmann::ordered_json::parse(s.value);
     ASSERT_TRUE(j.is_object());
     std::vector<std::string> keys;
@@ -274,7 +398,13 @@ TEST(Simulator, ReadingsFollowTheContract) {
   }
   EXPECT_EQ(devices.size(), city->config().city.devices.size());
   // A sample value is printed with few decimals.
-  EXPECT_LT(run.raw.front().value.size(), 140u) << run.raw.front().value;
+  const auto first = std::find_if(run.raw.begin(), run.raw.end(), [](const auto& s) { return s.topic == "city.sensors"; });
+  ASSERT_NE(first, run.raw.end());
+  EXPECT_LT(first->value.size(), 140u) << first->value;
+  // Camera detections and reports go to their own topics.
+  EXPECT_EQ(topics.size(), 3u);
+  EXPECT_GT(topics["city.camera.detections"], 0);
+  EXPECT_GT(topics["city.reports"], 0);
 }
 
 TEST(Simulator, TimestampsNeverGoBackAndStayInsideTheDuration) {
@@ -301,6 +431,7 @@ TEST(Simulator, SameSeedSameStreamOtherSeedOtherStream) {
   const SimRun b = Simulate(SimCity(), o);
   ASSERT_EQ(a.raw.size(), b.raw.size());
   for (size_t i = 0; i < a.raw.size(); ++i) {
+    ASSERT_EQ(a.raw[i].topic, b.raw[i].topic);
     ASSERT_EQ(a.raw[i].key, b.raw[i].key);
     ASSERT_EQ(a.raw[i].value, b.raw[i].value);
     ASSERT_EQ(a.raw[i].ts_ms, b.raw[i].ts_ms);
@@ -363,67 +494,109 @@ void CheckNoRuleHoldsOutsideIncidents(const CityModel& city, const SimRun& run) 
   }
 }
 
-// During each incident the device reports without gaps and is beyond raise
-// continuously for at least the rule's minimum duration.
+// During each incident every alarmed device reports without gaps and is
+// beyond raise continuously for at least its rule's minimum duration
+// (device_silent incidents are checked by SilentDevicesLeaveAGapLongerThanTheLimit).
 void CheckIncidentsHold(const CityModel& city, const SimRun& run, double period_ms) {
   const Config& c = city.config();
   const auto by_device = ByDevice(run);
   for (const auto& inc : run.incidents) {
-    const Device* d = city.FindDevice(inc.device_id);
-    ASSERT_NE(d, nullptr);
-    const auto rules = RulesFor(c, *d);
-    const auto rule = std::find_if(rules.begin(), rules.end(),
-                                   [&](const Applied& a) { return a.rule->category == inc.category; });
-    ASSERT_NE(rule, rules.end()) << inc.ToJson();
-    EXPECT_GE(inc.end_ms - inc.start_ms, std::max(3 * rule->min_duration_ms, 5 * kMinute));
-    EXPECT_LE(inc.end_ms - inc.start_ms,
-              std::max({3 * rule->min_duration_ms, 15 * kMinute,
-                        2 * (rule->min_duration_ms + static_cast<int64_t>(3 * period_ms) + 1)}) + 1000);
-    int64_t best = 0;
-    bool beyond = false;
-    int64_t since = 0;
-    int64_t prev = inc.start_ms;
-    double peak = -1e300;  // the highest value seen
-    ASSERT_TRUE(by_device.count(inc.device_id)) << inc.ToJson();
-    for (const Parsed* p : by_device.at(inc.device_id)) {
-      if (p->ts < inc.start_ms || p->ts >= inc.end_ms) continue;
-      EXPECT_LE(static_cast<double>(p->ts - prev), period_ms + 1) << "a reading dropped during " << inc.ToJson();
-      prev = p->ts;
-      ASSERT_TRUE(Active(*rule->rule, p->ts, c.city.utc_offset_minutes)) << inc.ToJson();
-      if (Beyond(rule->rule->direction, p->value, rule->raise)) {
-        if (!beyond) since = p->ts;
-        beyond = true;
-        best = std::max(best, p->ts - since);
-      } else {
-        beyond = false;
+    if (inc.kind == "device_silent") continue;
+    int64_t longest_for = 0;
+    for (const std::string& id : inc.devices) {
+      const Device* d = city.FindDevice(id);
+      if (d == nullptr) {
+        ASSERT_NE(city.FindCamera(id), nullptr) << inc.ToJson();
+        continue;
       }
-      peak = std::max(peak, p->value);
+      const auto rule = AlarmRule(c, *d, inc);
+      ASSERT_TRUE(rule.has_value()) << id << " in " << inc.ToJson();
+      longest_for = std::max(longest_for, rule->min_duration_ms);
+      int64_t best = 0;
+      bool beyond = false;
+      int64_t since = 0;
+      int64_t prev = inc.start_ms;
+      double peak = -1e300;  // the highest value seen
+      ASSERT_TRUE(by_device.count(id)) << inc.ToJson();
+      for (const Parsed* p : by_device.at(id)) {
+        if (p->ts < inc.start_ms || p->ts >= inc.end_ms) continue;
+        EXPECT_LE(static_cast<double>(p->ts - prev), period_ms + 1) << "a reading of " << id << " dropped during " << inc.ToJson();
+        prev = p->ts;
+        ASSERT_TRUE(Active(*rule->rule, p->ts, c.city.utc_offset_minutes)) << inc.ToJson();
+        if (Beyond(rule->rule->direction, p->value, rule->raise)) {
+          if (!beyond) since = p->ts;
+          beyond = true;
+          best = std::max(best, p->ts - since);
+        } else {
+          beyond = false;
+        }
+        peak = std::max(peak, p->value);
+      }
+      EXPECT_GE(best, rule->min_duration_ms) << id << " in " << inc.ToJson();
+      // Clearly beyond: well above raise for above rules, near zero all along for lamps.
+      if (rule->rule->direction == ThresholdDirection::kAbove) {
+        EXPECT_GE(peak, rule->raise + 0.4 * std::fabs(rule->raise)) << inc.ToJson();
+      } else {
+        EXPECT_LE(peak, 0.1) << inc.ToJson();
+      }
     }
-    EXPECT_GE(best, rule->min_duration_ms) << inc.ToJson();
-    // Clearly beyond: well above raise for above rules, near zero all along for lamps.
-    if (rule->rule->direction == ThresholdDirection::kAbove) {
-      EXPECT_GE(peak, rule->raise + 0.4 * std::fabs(rule->raise)) << inc.ToJson();
-    } else {
-      EXPECT_LE(peak, 0.1) << inc.ToJson();
-    }
+    EXPECT_GE(inc.end_ms - inc.start_ms, std::max(3 * longest_for, 5 * kMinute));
+    EXPECT_LE(inc.end_ms - inc.start_ms,
+              std::max({3 * longest_for, 15 * kMinute,
+                        2 * (longest_for + static_cast<int64_t>(3 * period_ms) + 1)}) + 1000);
   }
 }
 
-// Two incidents of one category in the same or a neighbouring cell are far
-// enough apart that they cannot merge into one case.
+// The categories an incident's cases have: its own and the merged ones,
+// widened by every correlation rule that joins one of them.
+std::set<std::string> RelatedCategories(const Config& c, const InjectedIncident& inc) {
+  std::set<std::string> out{inc.category};
+  out.insert(inc.merged.begin(), inc.merged.end());
+  for (const CorrelationRule& r : c.rules.correlation) {
+    std::set<std::string> group{r.category};
+    for (const auto& m : r.when) {
+      if (!m.category.empty()) group.insert(m.category);
+      for (const auto& t : c.rules.threshold) {
+        if (t.id == m.rule) group.insert(t.category);
+      }
+      for (const auto& t : c.rules.camera) {
+        if (t.id == m.rule) group.insert(t.category);
+      }
+    }
+    if (std::any_of(group.begin(), group.end(), [&](const std::string& g) { return out.count(g); })) {
+      out.insert(group.begin(), group.end());
+    }
+  }
+  return out;
+}
+
+// Two incidents whose cases (or correlations) could meet — related
+// categories, some devices within 2 cells — are far enough apart in time
+// that they cannot share a case.
 void CheckNoSharedCases(const CityModel& city, const SimRun& run) {
-  const int64_t merge = city.config().rules.merge_window_ms;
+  const Config& c = city.config();
+  int64_t gap_base = c.rules.merge_window_ms;
+  for (const auto& r : c.rules.correlation) gap_base = std::max(gap_base, r.within_ms);
   for (size_t i = 0; i < run.incidents.size(); ++i) {
+    const auto& a = run.incidents[i];
+    const auto cats = RelatedCategories(c, a);
     for (size_t k = i + 1; k < run.incidents.size(); ++k) {
-      const auto& a = run.incidents[i];
       const auto& b = run.incidents[k];
-      if (a.category != b.category) continue;
-      const int ca = city.CellByCode(a.cell_code)->index;
-      const int cb = city.CellByCode(b.cell_code)->index;
-      const auto nb = city.grid().Neighbours(ca);
-      if (ca != cb && std::find(nb.begin(), nb.end(), cb) == nb.end()) continue;
+      const std::set<std::string> own_b = [&] {
+        std::set<std::string> s{b.category};
+        s.insert(b.merged.begin(), b.merged.end());
+        return s;
+      }();
+      if (std::none_of(own_b.begin(), own_b.end(), [&](const std::string& x) { return cats.count(x); })) continue;
+      bool near = false;
+      for (const auto& da : a.devices) {
+        for (const auto& db : b.devices) {
+          near |= CellDistance(city, PositionOf(city, da), PositionOf(city, db)) <= 2;
+        }
+      }
+      if (!near) continue;
       const int64_t gap = std::max(a.end_ms - a.start_ms, b.end_ms - b.start_ms);
-      EXPECT_GE(b.start_ms, a.end_ms + merge + gap) << a.ToJson() << "\n" << b.ToJson();
+      EXPECT_GE(b.start_ms, a.end_ms + gap_base + gap) << a.ToJson() << "\n" << b.ToJson();
     }
   }
 }
@@ -444,16 +617,40 @@ TEST(Simulator, EveryIncidentHoldsItsRuleLongEnough) {
 TEST(Simulator, IncidentsNameTheirPlaceCategoryAndDepartment) {
   const auto city = SimCity();
   const SimRun& run = DayRun();
+  // kind -> (sensor kind of the primary device, category); "" = any sensor kind.
   const std::map<std::string, std::pair<std::string, std::string>> expected = {
       {"flooded_road", {"water_level", "waterlogging"}},   {"gas_leak", {"gas_ppm", "gas_leak"}},
       {"manhole_tilt", {"manhole_tilt", "manhole_displaced"}}, {"smoke", {"smoke", "fire_smoke"}},
       {"pollution", {"pm25", "air_pollution"}},            {"dead_streetlight", {"streetlight_current", "streetlight_failure"}},
+      {"device_silent", {"", "device_silent"}},            {"gas_near_manhole", {"gas_ppm", "gas_leak"}},
+      {"flooded_road_reported", {"water_level", "waterlogging"}}, {"fire_seen_by_camera", {"smoke", "fire_smoke"}},
+  };
+  // kind -> (priority, sources, merged)
+  const std::map<std::string, std::tuple<std::string, std::vector<std::string>, std::vector<std::string>>> outcome = {
+      {"flooded_road", {"high", {"sensor"}, {}}},
+      {"gas_leak", {"urgent", {"sensor"}, {}}},
+      {"manhole_tilt", {"high", {"sensor"}, {}}},
+      {"smoke", {"urgent", {"sensor"}, {}}},
+      {"pollution", {"normal", {"sensor"}, {}}},
+      {"dead_streetlight", {"low", {"sensor"}, {}}},
+      {"device_silent", {"low", {"sensor"}, {}}},
+      {"gas_near_manhole", {"urgent", {"sensor", "correlation"}, {"manhole_displaced"}}},
+      {"flooded_road_reported", {"high", {"sensor", "report"}, {}}},
+      {"fire_seen_by_camera", {"urgent", {"sensor", "camera", "correlation"}, {"fire_candidate"}}},
   };
   std::set<std::string> kinds;
   int64_t last_start = 0;
   for (const auto& inc : run.incidents) {
     ASSERT_TRUE(expected.count(inc.kind)) << inc.kind;
-    EXPECT_EQ(inc.sensor_kind, expected.at(inc.kind).first);
+    if (!expected.at(inc.kind).first.empty()) {
+      EXPECT_EQ(inc.sensor_kind, expected.at(inc.kind).first);
+    }
+    EXPECT_EQ(inc.priority, std::get<0>(outcome.at(inc.kind))) << inc.ToJson();
+    EXPECT_EQ(inc.sources, std::get<1>(outcome.at(inc.kind))) << inc.ToJson();
+    EXPECT_EQ(inc.merged, std::get<2>(outcome.at(inc.kind))) << inc.ToJson();
+    ASSERT_FALSE(inc.devices.empty());
+    EXPECT_EQ(inc.devices.front(), inc.device_id);
+    EXPECT_EQ(inc.reports.size(), inc.kind == "flooded_road_reported" ? 1u : 0u) << inc.ToJson();
     EXPECT_EQ(inc.category, expected.at(inc.kind).second);
     const Device* d = city->FindDevice(inc.device_id);
     ASSERT_NE(d, nullptr);
@@ -490,6 +687,11 @@ TEST(Simulator, IncidentsNameTheirPlaceCategoryAndDepartment) {
     EXPECT_EQ(j.at("end").get<int64_t>(), inc.end_ms);
     EXPECT_EQ(ParseRfc3339Ms(j.at("start_time").get<std::string>()), inc.start_ms);
     EXPECT_EQ(ParseRfc3339Ms(j.at("end_time").get<std::string>()), inc.end_ms);
+    EXPECT_EQ(j.at("priority"), inc.priority);
+    EXPECT_EQ(j.at("devices"), json(inc.devices));
+    EXPECT_EQ(j.at("sources"), json(inc.sources));
+    EXPECT_EQ(j.at("merged"), json(inc.merged));
+    EXPECT_EQ(j.at("reports"), json(inc.reports));
   }
   EXPECT_EQ(kinds.size(), expected.size()) << "a day should see every kind of incident";
   EXPECT_EQ(run.incidents.front().ToJson().find('\n'), std::string::npos);
@@ -505,6 +707,7 @@ TEST(Simulator, DropoutRateIsRoughlyAsConfigured) {
   int64_t missing = 0, got = 0;
   for (const auto& [device, rs] : ByDevice(run)) {
     for (size_t i = 1; i < rs.size(); ++i) {
+      if (InIncident(run, device, rs[i]->ts - static_cast<int64_t>(period))) continue;  // a silence, not dropouts
       missing += std::llround(static_cast<double>(rs[i]->ts - rs[i - 1]->ts) / period) - 1;
     }
     got += static_cast<int64_t>(rs.size());
@@ -516,6 +719,7 @@ TEST(Simulator, DropoutRateIsRoughlyAsConfigured) {
   SimulatorOptions o = DayOptions();
   o.duration_ms = kHour;
   o.dropout = 0;
+  o.incident_every_ms = 0;  // no silences either
   const SimRun none = Simulate(SimCity(), o);
   EXPECT_EQ(none.readings.size(), 7200u);  // 2 readings a second for an hour
 }
@@ -594,6 +798,7 @@ TEST(Simulator, NoIncidentsWhenDisabledAndNoDevicesMeansNoReadings) {
 
   Config c = SimConfig();
   c.city.devices.clear();
+  c.city.cameras.clear();
   auto city = CityModel::Build(c);
   ASSERT_TRUE(city.ok());
   Simulator sim(*city, o);
@@ -631,6 +836,261 @@ TEST(Simulator, ExampleConfigCityStaysQuietExceptForItsIncidents) {
   CheckNoRuleHoldsOutsideIncidents(*city, run);
   CheckIncidentsHold(*city, run, 10000);
   CheckNoSharedCases(*city, run);
+}
+
+
+// The day run, with the city and each device's readings, for the tests of
+// the new incident kinds.
+class SimulatorDay : public ::testing::Test {
+ protected:
+  const std::shared_ptr<const CityModel> city = SimCity();
+  const Config& c = city->config();
+  const SimRun& run = DayRun();
+  const std::map<std::string, std::vector<const Parsed*>> by_device = ByDevice(run);
+};
+
+TEST_F(SimulatorDay, SilentDevicesLeaveAGapLongerThanTheLimit) {
+  const int64_t lateness = city->config().event_time.allowed_lateness_ms;
+  const auto silent = OfKind(run, "device_silent");
+  ASSERT_FALSE(silent.empty());
+  for (const InjectedIncident* inc : silent) {
+    const Device* d = city->FindDevice(inc->device_id);
+    ASSERT_NE(d, nullptr);
+    const int64_t limit = SilenceLimit(*city, *d);
+    EXPECT_EQ(limit, 5 * city->FindSensorKind(d->kind)->report_interval_ms);
+    EXPECT_EQ(inc->devices, std::vector<std::string>{d->id});
+    int64_t before = 0, after = 0;
+    for (const Parsed* p : by_device.at(d->id)) {
+      ASSERT_FALSE(p->ts >= inc->start_ms && p->ts < inc->end_ms) << "a reading during " << inc->ToJson();
+      if (p->ts < inc->start_ms) before = p->ts;
+      if (p->ts >= inc->end_ms && after == 0) after = p->ts;
+    }
+    ASSERT_GT(before, 0) << "the device reported before it went silent: " << inc->ToJson();
+    ASSERT_GT(after, 0) << "the device resumes: " << inc->ToJson();
+    // Longer than k x interval, plus the lateness the watermark lags behind.
+    EXPECT_GT(after - before, limit + lateness) << inc->ToJson();
+    EXPECT_LT(after - inc->end_ms, 11000) << "resumes at its next slot";
+  }
+  // Elsewhere dropouts never come near the limit: at most half of it.
+  for (const auto& [id, rs] : by_device) {
+    const int64_t limit = SilenceLimit(*city, *city->FindDevice(id));
+    for (size_t i = 1; i < rs.size(); ++i) {
+      if (InIncident(run, id, rs[i]->ts - 10500)) continue;
+      ASSERT_LE(rs[i]->ts - rs[i - 1]->ts, limit / 2 + 10500) << id << " at " << FormatRfc3339Ms(rs[i]->ts);
+    }
+  }
+}
+
+TEST_F(SimulatorDay, GasAndManholeAlarmTogetherInNeighbouringCells) {
+  const auto pairs = OfKind(run, "gas_near_manhole");
+  ASSERT_FALSE(pairs.empty());
+  const CorrelationRule& corr = c.rules.correlation[0];
+  ASSERT_EQ(corr.id, "gas-leak-confirmed");
+  for (const InjectedIncident* inc : pairs) {
+    ASSERT_EQ(inc->devices.size(), 2u) << inc->ToJson();
+    const Device* gas = city->FindDevice(inc->devices[0]);
+    const Device* mh = city->FindDevice(inc->devices[1]);
+    ASSERT_TRUE(gas && mh) << inc->ToJson();
+    EXPECT_EQ(gas->kind, "gas_ppm");
+    EXPECT_EQ(mh->kind, "manhole_tilt");
+    EXPECT_LE(CellDistance(*city, gas->position, mh->position), 1) << inc->ToJson();
+    EXPECT_EQ(inc->category, "gas_leak");
+    EXPECT_EQ(inc->priority, "urgent");
+    const auto gas_rule = AlarmRule(c, *gas, *inc);
+    const auto mh_rule = AlarmRule(c, *mh, *inc);
+    ASSERT_TRUE(gas_rule && mh_rule) << inc->ToJson();
+    const auto gas_on = AlarmOnset(by_device.at(gas->id), *gas_rule, inc->start_ms, inc->end_ms);
+    const auto mh_on = AlarmOnset(by_device.at(mh->id), *mh_rule, inc->start_ms, inc->end_ms);
+    ASSERT_TRUE(gas_on && mh_on) << "both beyond their level for their `for`: " << inc->ToJson();
+    EXPECT_LE(std::llabs(*gas_on - *mh_on), corr.within_ms) << inc->ToJson();
+  }
+}
+
+TEST_F(SimulatorDay, FloodedRoadReportsComeFromNearbyAFewMinutesLater) {
+  const auto reported = OfKind(run, "flooded_road_reported");
+  ASSERT_FALSE(reported.empty());
+  std::set<std::string> channels;
+  size_t expected_reports = 0;
+  for (const InjectedIncident* inc : reported) {
+    ASSERT_EQ(inc->reports.size(), 1u) << inc->ToJson();
+    ++expected_reports;
+    ASSERT_TRUE(run.reports.count(inc->reports[0])) << inc->ToJson();
+    const json& r = run.reports.at(inc->reports[0]);
+    std::vector<std::string> keys;
+    for (auto it = r.begin(); it != r.end(); ++it) keys.push_back(it.key());
+    std::sort(keys.begin(), keys.end());
+    EXPECT_EQ(keys, (std::vector<std::string>{"category", "channel", "lat", "lon", "report_id", "text", "ts"}));
+    EXPECT_EQ(r.at("report_id"), inc->reports[0]);
+    EXPECT_EQ(r.at("category"), "waterlogging");
+    EXPECT_EQ(r.at("category"), inc->category);
+    const std::string channel = r.at("channel");
+    EXPECT_TRUE(channel == "hotline12345" || channel == "citizen") << channel;
+    channels.insert(channel);
+    EXPECT_FALSE(r.at("text").get<std::string>().empty());
+    const LatLon at{r.at("lat").get<double>(), r.at("lon").get<double>()};
+    ASSERT_NE(city->CellAt(at), nullptr) << r.dump();
+    const double dist = DistanceMeters(at, inc->position);
+    EXPECT_GE(dist, 15) << r.dump();
+    EXPECT_LE(dist, 101) << r.dump();
+    const int64_t ts = r.at("ts");
+    EXPECT_LT(ts, inc->end_ms) << r.dump();
+    const auto rule = AlarmRule(c, *city->FindDevice(inc->device_id), *inc);
+    ASSERT_TRUE(rule.has_value());
+    // The first reading above the level: the report follows it by a few minutes.
+    int64_t passed = 0;
+    for (const Parsed* p : by_device.at(inc->device_id)) {
+      if (p->ts >= inc->start_ms && p->value > rule->raise) {
+        passed = p->ts;
+        break;
+      }
+    }
+    ASSERT_GT(passed, 0) << inc->ToJson();
+    EXPECT_GE(ts - passed, kMinute) << r.dump();
+    EXPECT_LE(ts - passed, 8 * kMinute) << r.dump();
+  }
+  EXPECT_EQ(run.reports.size(), expected_reports) << "reports only come with incidents";
+  // The record's key is the report id; produced at the report's time.
+  for (const auto& s : run.raw) {
+    if (s.topic == "city.reports") {
+      EXPECT_EQ(json::parse(s.value).at("ts").get<int64_t>(), s.ts_ms);
+    }
+  }
+  if (reported.size() >= 4) {
+    EXPECT_EQ(channels.size(), 2u);
+  }
+}
+
+// Every detection is well formed: label, score in [0, 1], a normalised bbox
+// inside the frame, a track id; each camera's messages in time order.
+TEST_F(SimulatorDay, CameraDetectionsFollowTheContract) {
+  std::map<std::string, std::vector<int64_t>> by_camera;
+  for (const auto& s : run.raw) {
+    if (s.topic != "city.camera.detections") continue;
+    const auto j = nlohmann::ordered_json::parse(s.value);
+    std::vector<std::string> keys;
+    for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
+    ASSERT_EQ(keys, (std::vector<std::string>{"camera_id", "ts", "detections"})) << s.value;
+    ASSERT_EQ(s.key, j.at("camera_id").get<std::string>());
+    ASSERT_NE(city->FindCamera(s.key), nullptr) << s.key;
+    ASSERT_EQ(s.ts_ms, j.at("ts").get<int64_t>());
+    ASSERT_TRUE(j.at("detections").is_array());
+    for (const auto& d : j.at("detections")) {
+      ASSERT_TRUE(d.at("label").is_string() && !d.at("label").get<std::string>().empty()) << s.value;
+      const double score = d.at("score");
+      ASSERT_GE(score, 0) << s.value;
+      ASSERT_LE(score, 1) << s.value;
+      const auto& b = d.at("bbox");
+      ASSERT_EQ(b.size(), 4u) << s.value;
+      for (const auto& v : b) {
+        ASSERT_GE(v.get<double>(), 0) << s.value;
+        ASSERT_LE(v.get<double>(), 1) << s.value;
+      }
+      ASSERT_LE(b[0].get<double>() + b[2].get<double>(), 1 + 1e-9) << s.value;
+      ASSERT_LE(b[1].get<double>() + b[3].get<double>(), 1 + 1e-9) << s.value;
+      ASSERT_TRUE(d.at("track_id").is_string() && !d.at("track_id").get<std::string>().empty()) << s.value;
+    }
+    auto& times = by_camera[s.key];
+    if (!times.empty()) {
+      ASSERT_GT(s.ts_ms, times.back()) << s.key << ": messages of one camera in time order";
+    }
+    times.push_back(s.ts_ms);
+  }
+  // Every camera, at a low rate: about one message per 20 s.
+  ASSERT_EQ(by_camera.size(), city->config().city.cameras.size());
+  for (const auto& [camera, times] : by_camera) {
+    EXPECT_GT(times.size(), 24 * 3600 / 20 * 8 / 10) << camera;
+    EXPECT_LT(times.size(), 24 * 3600 / 20 * 13 / 10) << camera;
+  }
+}
+
+bool InBurst(const SimRun& run, const Frame& f) {
+  for (const InjectedIncident* inc : OfKind(run, "fire_seen_by_camera")) {
+    if (Involves(*inc, f.camera) && f.ts >= inc->start_ms && f.ts < inc->end_ms) return true;
+  }
+  return false;
+}
+
+TEST_F(SimulatorDay, BackgroundDetectionsNeverMatchTheCameraRule) {
+  const CameraRule& rule = city->config().rules.camera.at(0);
+  std::map<std::string, int> labels;
+  int objects = 0;
+  for (const Frame& f : run.frames) {
+    if (InBurst(run, f)) continue;
+    for (const auto& d : f.detections) {
+      const std::string label = d.at("label");
+      ++labels[label];
+      ++objects;
+      // Not even a low score of a rule's label: nothing a rule could count.
+      ASSERT_EQ(std::count(rule.labels.begin(), rule.labels.end(), label), 0) << f.camera << " " << d.dump();
+    }
+  }
+  EXPECT_GT(objects, 1000);
+  EXPECT_GE(labels.size(), 2u) << "vehicles and persons";
+  // Scores are spread, not all confident.
+  int low = 0;
+  for (const Frame& f : run.frames) {
+    for (const auto& d : f.detections) low += d.at("score").get<double>() < 0.6;
+  }
+  EXPECT_GT(low, objects / 10);
+}
+
+TEST_F(SimulatorDay, FireSeenByCameraSendsFireDetectionsNearTheSmoke) {
+  const auto fires = OfKind(run, "fire_seen_by_camera");
+  ASSERT_FALSE(fires.empty());
+  const CameraRule& rule = c.rules.camera.at(0);
+  const CorrelationRule& corr = c.rules.correlation.at(1);
+  ASSERT_EQ(corr.id, "fire-confirmed");
+  for (const InjectedIncident* inc : fires) {
+    ASSERT_EQ(inc->devices.size(), 2u) << inc->ToJson();
+    const Device* smoke = city->FindDevice(inc->devices[0]);
+    const Camera* cam = city->FindCamera(inc->devices[1]);
+    ASSERT_TRUE(smoke && cam) << inc->ToJson();
+    EXPECT_LE(DistanceMeters(smoke->position, cam->position), corr.radius_m) << inc->ToJson();
+    const auto smoke_rule = AlarmRule(c, *smoke, *inc);
+    ASSERT_TRUE(smoke_rule.has_value());
+    const auto onset = AlarmOnset(by_device.at(smoke->id), *smoke_rule, inc->start_ms, inc->end_ms);
+    ASSERT_TRUE(onset.has_value()) << inc->ToJson();
+    std::vector<int64_t> times;
+    std::set<std::string> tracks;
+    for (const Frame& f : run.frames) {
+      if (f.camera != cam->id || f.ts < inc->start_ms || f.ts >= inc->end_ms) continue;
+      for (const auto& d : f.detections) {
+        const std::string label = d.at("label");
+        if (label != "fire" && label != "smoke") continue;
+        EXPECT_GE(d.at("score").get<double>(), 0.7) << d.dump();
+        EXPECT_GE(d.at("score").get<double>(), rule.min_score) << d.dump();
+        tracks.insert(d.at("track_id"));
+        times.push_back(f.ts);
+      }
+    }
+    ASSERT_GE(times.size(), static_cast<size_t>(rule.min_detections)) << inc->ToJson();
+    EXPECT_GE(times.back() - times.front(), 30000) << inc->ToJson();
+    EXPECT_GE(times.back() - times.front(), rule.min_duration_ms) << inc->ToJson();
+    for (size_t i = 1; i < times.size(); ++i) {
+      EXPECT_GE(times[i] - times[i - 1], 2500) << inc->ToJson();
+      EXPECT_LE(times[i] - times[i - 1], 5500) << "every few seconds: " << inc->ToJson();
+    }
+    EXPECT_EQ(tracks.size(), 1u) << "one fire, one track";
+    EXPECT_LE(std::llabs(times.front() - *onset), corr.within_ms) << inc->ToJson();
+  }
+}
+
+// A city without the rules a kind needs never gets that kind.
+TEST(Simulator, KindsNeedTheirRulesAndDevices) {
+  Config c = SimConfig();
+  c.rules.no_signal.clear();
+  c.rules.correlation.clear();
+  c.city.cameras.clear();
+  auto city = CityModel::Build(c);
+  ASSERT_TRUE(city.ok());
+  const SimRun run = Simulate(*city, DayOptions());
+  std::set<std::string> kinds;
+  for (const auto& inc : run.incidents) kinds.insert(inc.kind);
+  EXPECT_EQ(kinds, (std::set<std::string>{"flooded_road", "gas_leak", "manhole_tilt", "smoke", "pollution",
+                                          "dead_streetlight", "flooded_road_reported"}));
+  EXPECT_TRUE(run.frames.empty());
+  CheckNoSharedCases(**city, run);
+  CheckIncidentsHold(**city, run, 10500);
 }
 
 }  // namespace

@@ -136,6 +136,8 @@ std::vector<Row> Table() {
        ok.substr(0, ok.size() - 1) + R"(,"diag":)" + Nested(5000, R"({"a":[1,{"b":null}]})") + "}", reason::kMalformedJson},
       {"malformed JSON deep inside an unknown field",
        ok.substr(0, ok.size() - 1) + R"(,"diag":)" + Nested(100, "1,") + "}", reason::kMalformedJson},
+      // After accepted readings at now - 5 s on this partition: beyond the 30 s allowed lateness.
+      {"late: 10 minutes behind its partition", With(Valid(), "ts", kNow - 10 * 60000).dump(), "late_event"},
   };
   return rows;
 }
@@ -178,14 +180,16 @@ TEST(BadInput, EachBadMessageIsDeadLetteredWithItsReasonAndTheStreamContinues) {
   for (size_t i = 0; i < rows.size(); ++i) {
     ASSERT_TRUE((*producer)->Produce(topics.sensors, Key(i), rows[i].value, {}, i, 0).ok()) << rows[i].name;
   }
-  for (const auto& v : incident) ASSERT_TRUE((*producer)->Produce(topics.sensors, "gas-0001", v, {}, 0, 0).ok());
+  // On a partition of its own: its readings are minutes older than the
+  // table's, which on one partition would be late input (event_time).
+  for (const auto& v : incident) ASSERT_TRUE((*producer)->Produce(topics.sensors, "gas-0001", v, {}, 0, 1).ok());
   ASSERT_TRUE((*producer)->Flush(30000).ok());
   ASSERT_EQ(delivery_errors.load(), 0);
 
   // Where each row landed, read back from the broker.
   std::map<std::string, ingest::Message> produced;
   for (auto& m : ReadTopic(bootstrap, topics.sensors)) {
-    EXPECT_EQ(m.partition, 0);
+    EXPECT_EQ(m.partition, m.key == "gas-0001" ? 1 : 0);
     produced.emplace(m.key, std::move(m));
   }
   ASSERT_EQ(produced.size(), rows.size() + 1) << "one entry per row key plus the gas-0001 key";
@@ -259,12 +263,14 @@ TEST(BadInput, EachBadMessageIsDeadLetteredWithItsReasonAndTheStreamContinues) {
   EXPECT_EQ(metrics.CounterTotal("cityloop_ingest_messages_total"), total);
   for (const char* code : {reason::kOversized, reason::kMalformedJson, reason::kMissingField, reason::kWrongType,
                            reason::kOutOfRange, reason::kOutsideCity, reason::kFutureTimestamp,
-                           reason::kStaleTimestamp, reason::kBadTimestamp, reason::kUnknownLocation}) {
+                           reason::kStaleTimestamp, reason::kBadTimestamp, reason::kUnknownLocation,
+                           "late_event"}) {
     EXPECT_EQ(metrics.CounterTotal("cityloop_ingest_rejected_total", {{"reason", code}}), rejected_by_reason[code])
         << "reason " << code;
   }
   EXPECT_EQ(metrics.CounterTotal("cityloop_ingest_rejected_total", {{"topic", topics.sensors}}), rejected_rows);
   EXPECT_EQ(metrics.CounterTotal("cityloop_ingest_rejected_total"), rejected_rows);
+  EXPECT_EQ(metrics.CounterTotal("cityloop_late_events_total"), 1);
   EXPECT_EQ(metrics.CounterTotal("cityloop_ingest_accepted_total"),
             accepted_rows + static_cast<int64_t>(incident.size()));
   EXPECT_EQ(metrics.CounterTotal("cityloop_readings_unknown_kind_total"), 1);
