@@ -71,11 +71,8 @@ void CameraDetector::OnDetections(const CameraDetections& d, uint32_t camera, Ru
     return;
   }
   st.phase = CameraState::Phase::kAlarm;
-  Signal s;
+  Signal s = RuleSignal(rule, city_, SignalSource::kCamera);
   s.id = rule.id + ":" + d.camera_id + ":" + std::to_string(st.since_ms);
-  s.source = SignalSource::kCamera;
-  s.category = rule.category;
-  s.priority = RulePriority(rule, city_);
   s.cell = d.cell;
   s.position = d.position;
   s.ts_ms = st.since_ms;
@@ -83,11 +80,9 @@ void CameraDetector::OnDetections(const CameraDetections& d, uint32_t camera, Ru
   s.ingest_ms = d.ingest_ms;
   s.device_id = d.camera_id;
   s.sensor_kind = "camera";
-  s.rule_id = rule.id;
   s.value = st.best_score;
   s.threshold = rule.min_score;
   s.input = d.input;
-  s.opens_case = rule.opens_case;
   char bbox[96];
   std::snprintf(bbox, sizeof bbox, "[%.3f, %.3f, %.3f, %.3f]", match->bbox[0], match->bbox[1], match->bbox[2],
                 match->bbox[3]);

@@ -107,12 +107,7 @@ void CorrelationDetector::OnSignal(const Signal& s, RuleContext& ctx) {
     picks.emplace_back(m, *pick);
   }
 
-  Signal out;
-  out.source = SignalSource::kCorrelation;
-  out.category = rule.category;
-  out.priority = RulePriority(rule, city_);
-  out.rule_id = rule.id;
-  out.opens_case = rule.opens_case;
+  Signal out = RuleSignal(rule, city_, SignalSource::kCorrelation);
   out.absorb_members = rule.absorb;
   out.ts_ms = INT64_MAX;
   const Seen& lead = recent_[picks.front().first][picks.front().second];  // the first `when` member places it

@@ -53,12 +53,9 @@ Priority RulePriority(const RuleBase& rule, const CityModel& city) {
   return cat ? cat->priority : Priority::kNormal;
 }
 
-namespace {
-
-// What every signal of a sensor rule carries: its source, the rule and its category.
-Signal SensorSignal(const RuleBase& rule, const CityModel& city) {
+Signal RuleSignal(const RuleBase& rule, const CityModel& city, SignalSource source) {
   Signal s;
-  s.source = SignalSource::kSensor;
+  s.source = source;
   s.category = rule.category;
   s.priority = RulePriority(rule, city);
   s.rule_id = rule.id;
@@ -66,10 +63,8 @@ Signal SensorSignal(const RuleBase& rule, const CityModel& city) {
   return s;
 }
 
-}  // namespace
-
 Signal SignalFromReading(const RuleBase& rule, const CityModel& city, const Reading& r) {
-  Signal s = SensorSignal(rule, city);
+  Signal s = RuleSignal(rule, city, SignalSource::kSensor);
   s.cell = r.cell;
   s.position = r.position;
   s.ts_ms = r.ts_ms;
@@ -83,7 +78,7 @@ Signal SignalFromReading(const RuleBase& rule, const CityModel& city, const Read
 }
 
 Signal SignalForDevice(const RuleBase& rule, const CityModel& city, const std::string& device_id) {
-  Signal s = SensorSignal(rule, city);
+  Signal s = RuleSignal(rule, city, SignalSource::kSensor);
   s.device_id = device_id;
   if (const Device* d = city.FindDevice(device_id)) {
     s.position = d->position;

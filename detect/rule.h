@@ -139,6 +139,8 @@ class RuleRegistry {
 
 // The common part of a Signal raised from a reading by rule `rule`.
 Signal SignalFromReading(const RuleBase& rule, const CityModel& city, const Reading& r);
+// What every signal of a rule carries: source, category, priority, rule id, opens_case.
+Signal RuleSignal(const RuleBase& rule, const CityModel& city, SignalSource source);
 // For device-level rules whose signals are not raised from a reading
 // (no_signal, flapping): the common part of a Signal about device_id raised by rule: source sensor,
 // category, priority, rule id, opens_case, and cell/position from the device

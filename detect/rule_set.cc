@@ -136,76 +136,65 @@ void RuleSet::Correlate(size_t from, std::vector<Signal>* out) {
   }
 }
 
-Admission RuleSet::OnReading(const Reading& r, int64_t wall_ms, std::vector<Signal>* out) {
+template <typename Apply>
+Admission RuleSet::Run(const InputRef& input, int64_t ts_ms, int64_t wall_ms, std::vector<Signal>* out,
+                       Apply apply) {
   uint16_t source = 0;
   bool moved = false;
-  const Admission a = Admit(r.input, r.ts_ms, wall_ms, &source, &moved);
+  const Admission a = Admit(input, ts_ms, wall_ms, &source, &moved);
   if (a == Admission::kLateDropped) return a;
   const size_t from = out->size();
-  auto kind = std::find_if(by_sensor_kind_.begin(), by_sensor_kind_.end(),
-                           [&](const auto& e) { return e.first == r.kind; });
-  if (kind != by_sensor_kind_.end() || !every_sensor_.empty()) {
+  RuleContext ctx = Context(out);
+  ctx.source = source;
+  ctx.watermark_ms = time_.Watermark(source);
+  current_ = &ctx;
+  apply(ctx);
+  current_ = nullptr;
+  if (moved) OfferWatermark(out);
+  Correlate(from, out);
+  return a;
+}
+
+Admission RuleSet::OnReading(const Reading& r, int64_t wall_ms, std::vector<Signal>* out) {
+  return Run(r.input, r.ts_ms, wall_ms, out, [&](RuleContext& ctx) {
+    auto kind = std::find_if(by_sensor_kind_.begin(), by_sensor_kind_.end(),
+                             [&](const auto& e) { return e.first == r.kind; });
+    if (kind == by_sensor_kind_.end() && every_sensor_.empty()) return;
     const uint32_t device = devices_.Intern(r.device_id);
-    RuleContext ctx = Context(out);
-    ctx.source = source;
-    ctx.watermark_ms = time_.Watermark(source);
-    current_ = &ctx;
     if (kind != by_sensor_kind_.end()) {
       for (Rule* rule : kind->second) rule->OnReading(r, device, ctx);
     }
     for (Rule* rule : every_sensor_) rule->OnReading(r, device, ctx);
-    current_ = nullptr;
-  }
-  if (moved) OfferWatermark(out);
-  Correlate(from, out);
-  return a;
+  });
 }
 
 Admission RuleSet::OnDetections(const CameraDetections& d, int64_t wall_ms, std::vector<Signal>* out) {
-  uint16_t source = 0;
-  bool moved = false;
-  const Admission a = Admit(d.input, d.ts_ms, wall_ms, &source, &moved);
-  if (a == Admission::kLateDropped) return a;
-  const size_t from = out->size();
-  if (!detections_.empty()) {
+  return Run(d.input, d.ts_ms, wall_ms, out, [&](RuleContext& ctx) {
+    if (detections_.empty()) return;
     const uint32_t camera = devices_.Intern(d.camera_id);
-    RuleContext ctx = Context(out);
-    ctx.source = source;
-    ctx.watermark_ms = time_.Watermark(source);
     for (Rule* rule : detections_) rule->OnDetections(d, camera, ctx);
-  }
-  if (moved) OfferWatermark(out);
-  Correlate(from, out);
-  return a;
+  });
 }
 
 Admission RuleSet::OnReport(const Report& rep, int64_t wall_ms, std::vector<Signal>* out) {
-  uint16_t source = 0;
-  bool moved = false;
-  const Admission a = Admit(rep.input, rep.ts_ms, wall_ms, &source, &moved);
-  if (a == Admission::kLateDropped) return a;
-  const size_t from = out->size();
-  const CityModel& city = *cities_.back();
-  Signal s;
-  s.id = "report:" + rep.report_id;
-  s.source = SignalSource::kReport;
-  s.category = rep.category;
-  const Category* cat = city.FindCategory(rep.category);
-  s.priority = cat ? cat->priority : Priority::kNormal;
-  s.cell = rep.cell;
-  s.position = rep.position;
-  s.ts_ms = rep.ts_ms;
-  s.fired_ms = rep.ts_ms;
-  s.ingest_ms = rep.ingest_ms;
-  s.rule_id = "report";
-  s.input = rep.input;
-  s.attributes = {{"report_id", rep.report_id}, {"channel", rep.channel}};
-  if (!rep.text.empty()) s.attributes["text"] = rep.text;
-  s.explanation = rep.channel + " report " + rep.report_id + " (" + rep.category + ")";
-  out->push_back(std::move(s));
-  if (moved) OfferWatermark(out);
-  Correlate(from, out);
-  return a;
+  return Run(rep.input, rep.ts_ms, wall_ms, out, [&](RuleContext&) {
+    const Category* cat = cities_.back()->FindCategory(rep.category);
+    Signal s;
+    s.id = "report:" + rep.report_id;
+    s.source = SignalSource::kReport;
+    s.category = rep.category;
+    s.priority = cat ? cat->priority : Priority::kNormal;
+    s.cell = rep.cell;
+    s.position = rep.position;
+    s.ts_ms = s.fired_ms = rep.ts_ms;
+    s.ingest_ms = rep.ingest_ms;
+    s.rule_id = "report";
+    s.input = rep.input;
+    s.attributes = {{"report_id", rep.report_id}, {"channel", rep.channel}};
+    if (!rep.text.empty()) s.attributes["text"] = rep.text;
+    s.explanation = rep.channel + " report " + rep.report_id + " (" + rep.category + ")";
+    out->push_back(std::move(s));
+  });
 }
 
 void RuleSet::Tick(int64_t wall_ms, std::vector<Signal>* out) {

@@ -73,6 +73,10 @@ class RuleSet : private TransitionGate {
   bool OnTransition(std::string_view rule_id, uint32_t device, int64_t ts_ms, bool raised) override;
   RuleContext Context(std::vector<Signal>* out);
   Admission Admit(const InputRef& input, int64_t ts_ms, int64_t wall_ms, uint16_t* source, bool* moved);
+  // Admits one input, runs apply(ctx) on its source, then the watermark and
+  // the correlations: the common frame of every input kind.
+  template <typename Apply>
+  Admission Run(const InputRef& input, int64_t ts_ms, int64_t wall_ms, std::vector<Signal>* out, Apply apply);
   void OfferWatermark(std::vector<Signal>* out);
   // Offers out[from..] to the correlation rules; appends what they raise.
   void Correlate(size_t from, std::vector<Signal>* out);
