@@ -241,6 +241,11 @@ Status Pipeline::Commit(const std::map<storage::TopicPartition, int64_t>& next_o
     metrics_->GetCounter("cityloop_cases_opened_total", "Cases opened",
                          {{"category", c->category}, {"department", c->department}, {"district", c->district}})
         .Inc();
+    if (c->status == CaseStatus::kDetected) {
+      spdlog::info("case {} opened: {} ({}) in {} [{}], awaiting confirmation ({})", c->id, c->category,
+                   PriorityName(c->priority), c->district, c->cell_code, c->department);
+      continue;
+    }
     spdlog::info("case {} opened: {} ({}) in {} [{}], dispatched to {}{}", c->id, c->category,
                  PriorityName(c->priority), c->district, c->cell_code, c->department,
                  c->recommended_unit.empty() ? "" : ", unit " + c->recommended_unit);
