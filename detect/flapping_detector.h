@@ -70,6 +70,7 @@ class FlappingDetector : public DeviceRule<FlappingRule, FlappingState> {
   // Returns true when the alarm must be suppressed: the device flaps.
   bool OnTransition(std::string_view rule_id, uint32_t device, int64_t ts_ms, bool raised, RuleContext& ctx);
   // Turns devices quiet for `within` stable again.
+  bool WatchesWatermark() const override { return true; }
   void OnWatermark(RuleContext& ctx) override;
   // Restores the state; a flapping device is judged on the lowest watermark until re-armed.
   Status Restore(std::string_view subject, std::string_view value) override;

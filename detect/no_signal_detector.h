@@ -69,6 +69,7 @@ class NoSignalDetector : public DeviceRule<NoSignalRule, NoSignalState> {
   bool WatchesEverySensor() const override { return config().sensor_kinds.empty(); }
   std::vector<std::string> WatchedSensorKinds() const override { return config().sensor_kinds; }
   void OnReading(const Reading& r, uint32_t device, RuleContext& ctx) override;
+  bool WatchesWatermark() const override { return true; }
   void OnWatermark(RuleContext& ctx) override;
   // Restores the state; a reporting device goes onto the re-arm list.
   Status Restore(std::string_view subject, std::string_view value) override;

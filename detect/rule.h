@@ -109,6 +109,9 @@ class Rule {
   // A signal raised by another rule or a report (never one from a correlation).
   virtual void OnSignal(const Signal& /*s*/, RuleContext& /*ctx*/) {}
   // The watermark moved to ctx.watermark_ms: close windows, notice silences.
+  // Only called on rules whose WatchesWatermark() is true (it moves on
+  // almost every reading).
+  virtual bool WatchesWatermark() const { return false; }
   virtual void OnWatermark(RuleContext& /*ctx*/) {}
 
   // Persistence. TakeDirty appends the entries changed since the last call.

@@ -55,6 +55,7 @@ void RuleSet::Index() {
   every_sensor_.clear();
   detections_.clear();
   correlations_.clear();
+  timed_.clear();
   flapping_.clear();
   for (const auto& rule : rules_) {
     for (const std::string& kind : rule->WatchedSensorKinds()) {
@@ -66,6 +67,7 @@ void RuleSet::Index() {
     if (rule->WatchesEverySensor()) every_sensor_.push_back(rule.get());
     if (rule->WatchesDetections()) detections_.push_back(rule.get());
     if (rule->WatchesSignals()) correlations_.push_back(rule.get());
+    if (rule->WatchesWatermark()) timed_.push_back(rule.get());
     if (auto* f = dynamic_cast<FlappingDetector*>(rule.get())) flapping_.push_back(f);
   }
 }
@@ -117,7 +119,7 @@ void RuleSet::OfferWatermark(std::vector<Signal>* out) {
   RuleContext ctx = Context(out);
   ctx.watermark_ms = time_.MaxWatermark();
   current_ = &ctx;
-  for (const auto& rule : rules_) rule->OnWatermark(ctx);
+  for (Rule* rule : timed_) rule->OnWatermark(ctx);
   current_ = nullptr;
   offered_watermark_ = ctx.watermark_ms;
 }

@@ -89,7 +89,7 @@ class RuleSet : private TransitionGate {
   std::vector<std::unique_ptr<Rule>> rules_;
   // Dispatch tables, rebuilt by Index().
   std::vector<std::pair<std::string, std::vector<Rule*>>> by_sensor_kind_;
-  std::vector<Rule*> every_sensor_, detections_, correlations_;
+  std::vector<Rule*> every_sensor_, detections_, correlations_, timed_;
   std::vector<class FlappingDetector*> flapping_;
   std::vector<StateEntry> released_;  // deletions not yet taken
   RuleContext* current_ = nullptr;    // during a dispatch, for the gate

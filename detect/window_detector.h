@@ -89,6 +89,7 @@ class WindowDetector : public DeviceRule<WindowRule, WindowState> {
 
   std::vector<std::string> WatchedSensorKinds() const override { return {config().sensor_kind}; }
   void OnReading(const Reading& r, uint32_t device, RuleContext& ctx) override;
+  bool WatchesWatermark() const override { return true; }
   void OnWatermark(RuleContext& ctx) override;
   // Restores the state, then binds the device to its source or leaves it pending.
   Status Restore(std::string_view subject, std::string_view value) override;
