@@ -217,12 +217,12 @@ std::optional<SampleBuffer> SampleBuffer::DecodeFrom(StateReader& r) {
       continue;
     }
     uint64_t delta = 0;
-    const int64_t prev = b.samples_[i - 1].ts_ms;
-    if (!r.Unsigned(&delta) || delta == 0 ||
-        delta > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() - prev)) {
-      return std::nullopt;
+    int64_t next = 0;
+    if (!r.Unsigned(&delta) || delta == 0 || delta > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+        __builtin_add_overflow(b.samples_[i - 1].ts_ms, static_cast<int64_t>(delta), &next)) {
+      return std::nullopt;  // corrupt: times must increase and fit
     }
-    b.samples_[i].ts_ms = prev + static_cast<int64_t>(delta);
+    b.samples_[i].ts_ms = next;
   }
   for (Sample& s : b.samples_) {
     if (!r.Double(&s.value)) return std::nullopt;
