@@ -38,7 +38,11 @@ std::optional<std::deque<CorrelationDetector::Seen>> DecodeSeen(std::string_view
 }  // namespace
 
 CorrelationDetector::CorrelationDetector(const CorrelationRule& rule, const CityModel& city, DeviceTable&)
-    : ConfiguredRule(rule), city_(city), recent_(rule.when.size()), dirty_(rule.when.size(), 0) {}
+    : ConfiguredRule(rule),
+      city_(city),
+      recent_(rule.when.size()),
+      newest_(rule.when.size(), EventTime::kNone),
+      dirty_(rule.when.size(), 0) {}
 
 bool CorrelationDetector::Matches(const CorrelationMember& m, const Signal& s) const {
   return m.rule.empty() ? m.category == s.category : m.rule == s.rule_id;
@@ -62,9 +66,18 @@ bool CorrelationDetector::InScope(const Seen& a, const Seen& b) const {
   return false;
 }
 
-void CorrelationDetector::Forget(size_t member, int64_t before_ms) {
+void CorrelationDetector::Forget(size_t member, int64_t lowest_watermark) {
+  // A member's signal can still pair while some input partition has not yet
+  // passed it (the lowest watermark), and while some other member has not
+  // produced a signal `within` past it: a topic a catching-up consumer has
+  // not read at all yet has no watermark to wait for.
+  int64_t others = lowest_watermark;
+  for (size_t k = 0; k < recent_.size(); ++k) {
+    if (k != member) others = std::min(others, newest_[k]);
+  }
   auto& list = recent_[member];
-  while (!list.empty() && list.front().ts_ms < before_ms) {
+  const int64_t before = others == EventTime::kNone ? EventTime::kNone : others - config().within_ms;
+  while (!list.empty() && (list.front().ts_ms < before || list.size() > kMaxRemembered)) {
     list.pop_front();
     dirty_[member] = 1;
   }
@@ -76,8 +89,8 @@ void CorrelationDetector::OnSignal(const Signal& s, RuleContext& ctx) {
   const Seen seen{s.id, s.rule_id, s.cell, s.position, s.ts_ms, s.ingest_ms, s.value};
   bool member = false;
   for (size_t m = 0; m < rule.when.size(); ++m) {
-    if (ctx.watermark_ms != EventTime::kNone) Forget(m, ctx.watermark_ms - rule.within_ms);
     if (!Matches(rule.when[m], s)) continue;
+    newest_[m] = std::max(newest_[m], s.ts_ms);
     auto& list = recent_[m];
     if (std::any_of(list.begin(), list.end(), [&](const Seen& x) { return x.id == s.id; })) continue;
     // Kept in event-time order: signals of different sources arrive interleaved.
@@ -87,6 +100,7 @@ void CorrelationDetector::OnSignal(const Signal& s, RuleContext& ctx) {
     dirty_[m] = 1;
     member = true;
   }
+  for (size_t m = 0; m < rule.when.size(); ++m) Forget(m, ctx.watermark_ms);
   if (!member) return;
 
   // Every member needs a partner of `seen`: the newest in scope and in time.
@@ -153,7 +167,11 @@ Status CorrelationDetector::Restore(std::string_view subject, std::string_view v
   if (end == text.c_str() || *end != '\0' || !list) {
     return Status::DataLoss("bad correlation state " + id() + "/" + text);
   }
-  if (m < recent_.size()) recent_[m] = std::move(*list);
+  if (m < recent_.size()) {
+    recent_[m] = std::move(*list);
+    // What the list still holds is a lower bound of what the member has seen.
+    for (const Seen& x : recent_[m]) newest_[m] = std::max(newest_[m], x.ts_ms);
+  }
   return Status::Ok();
 }
 

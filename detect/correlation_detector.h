@@ -6,8 +6,11 @@
 // used in at most one combination.
 //
 // Signals are offered in the order they were raised, which across topics is
-// not event-time order; old ones are forgotten once the lowest watermark of
-// all sources is `within` past them.
+// not event-time order: a member's signal is forgotten once the lowest
+// watermark of all input partitions AND every other member's newest signal
+// are more than `within` past it (or beyond kMaxRemembered per member) — a
+// partition that lags holds it, and so does a topic not read at all yet,
+// which has no watermark.
 #pragma once
 
 #include <cstdint>
@@ -48,10 +51,14 @@ class CorrelationDetector : public ConfiguredRule<CorrelationRule> {
  private:
   bool Matches(const CorrelationMember& m, const Signal& s) const;
   bool InScope(const Seen& a, const Seen& b) const;
-  void Forget(size_t member, int64_t before_ms);
+  void Forget(size_t member, int64_t lowest_watermark);
+  // At most this many remembered signals per member (a member whose partner
+  // never fires must not grow without bound).
+  static constexpr size_t kMaxRemembered = 256;
 
   const CityModel& city_;
   std::vector<std::deque<Seen>> recent_;  // by member index, oldest first
+  std::vector<int64_t> newest_;           // by member index: newest signal time seen (kNone: none yet)
   std::vector<uint8_t> dirty_;            // by member index
 };
 
