@@ -142,7 +142,9 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop, std::a
   Engine* eng = engine->get();
 
   const std::string listen = args.listen.empty() ? cfg.api.listen : args.listen;
-  auto http = console::HttpServer::Start(listen, console::OperationalRoutes(metrics, [eng] { return eng->ready(); }));
+  auto routes = console::OperationalRoutes(metrics, [eng] { return eng->ready(); });
+  console::AddSnapshotRoutes(routes, [eng](const std::string& id) { return eng->store().GetSnapshot(id); });
+  auto http = console::HttpServer::Start(listen, std::move(routes));
   if (!http.ok()) {
     spdlog::error("HTTP server failed to start on {}: {}", listen, http.status().ToString());
     return kExitRuntime;
@@ -162,6 +164,10 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop, std::a
     run.sim.start_ms = clock.now_ms() - 30 * 60000;
     run.speed = 30;
     run.sim.incident_every_ms = 90000;
+    // Frames only from now on: rendering half an hour of video to catch up
+    // would only be dropped as overload.
+    run.sim.frame_fps = args.camera_fps < 0 ? cfg.camera.fps : args.camera_fps;
+    run.sim.frames_from_ms = clock.now_ms();
     simulator = std::thread([city, run, &clock, &stop, &engine_done] {
       auto r = RunSimulation(city, run, clock, engine_done);
       if (!r.ok() && !stop.load()) spdlog::error("simulator stopped: {}", r.status().ToString());
@@ -232,6 +238,10 @@ int SimulateCommand(const SimulateArgs& args, const std::atomic<bool>& stop) {
     }
     run.sim.start_ms = ms;
   }
+  // A --fast run writes the past: its frames would only be dropped as
+  // overload by a live engine, so it renders none unless asked.
+  run.sim.frame_fps = args.camera_fps >= 0 ? args.camera_fps : args.fast ? 0 : city->config().camera.fps;
+  run.sim.frames_from_ms = run.sim.start_ms;
   auto stats = RunSimulation(city, run, clock, stop);
   if (!stats.ok()) {
     spdlog::error("simulation failed: {}", stats.status().ToString());

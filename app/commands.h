@@ -36,6 +36,7 @@ struct RunArgs {
   bool simulate = false;
   uint64_t seed = 1;
   double rate = 20;
+  double camera_fps = -1;  // simulator frames per camera per second; < 0 = camera.fps, 0 = none
   bool summary = false;
   bool exit_when_caught_up = false;
 };
@@ -53,6 +54,7 @@ struct SimulateArgs {
   bool fast = false;
   double speed = 1;
   std::string incident_every;
+  double camera_fps = -1;  // < 0 = camera.fps, 0 = no frames
 };
 int SimulateCommand(const SimulateArgs& args, const std::atomic<bool>& stop);
 

@@ -48,7 +48,8 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
   co.bootstrap = bootstrap;
   co.group_id = cfg.kafka.group_id;
   co.client_id = cfg.kafka.client_id;
-  co.topics = {cfg.kafka.topics.sensors, cfg.kafka.topics.reports, cfg.kafka.topics.camera_detections};
+  co.topics = {cfg.kafka.topics.sensors, cfg.kafka.topics.reports, cfg.kafka.topics.camera_detections,
+               cfg.kafka.topics.camera_frames};
   co.properties = cfg.kafka.properties;
   storage::Store* st = e->store_.get();
   Engine* self = e.get();
@@ -138,6 +139,7 @@ Status Engine::Reload() {
   if (!(fresh.event_time == running.event_time)) later.push_back("event_time");
   if (!(fresh.sla == running.sla)) later.push_back("sla");
   if (!(fresh.api == running.api)) later.push_back("api");
+  if (!(fresh.camera == running.camera)) later.push_back("camera");
   for (const auto& section : later) spdlog::warn("reload: changes to '{}' take effect at the next start", section);
   Config next = running;
   next.rules = fresh.rules;

@@ -50,6 +50,8 @@ class Engine {
   Status Reload();
   // True once the store is restored and the consumer has its first assignment.
   bool ready() const { return ready_.load(); }
+  // The store, for reads from other threads (the HTTP API).
+  const storage::Store& store() const { return *store_; }
 
  private:
   Engine() = default;

@@ -36,6 +36,8 @@ Pipeline::Pipeline(std::shared_ptr<const CityModel> city, storage::Store* store,
       decoder_(city_),
       report_decoder_(city_),
       detection_decoder_(city_),
+      frame_decoder_(city_),
+      live_(live),
       rules_(city_, live),
       cases_(city_) {
   messages_ = &metrics_->GetCounter("cityloop_ingest_messages_total", "Input messages read from Kafka");
@@ -48,6 +50,21 @@ Pipeline::Pipeline(std::shared_ptr<const CityModel> city, storage::Store* store,
   batches_ = &metrics_->GetCounter("cityloop_batches_total", "Micro-batches written to the store");
   batch_ms_ = &metrics_->GetHistogram("cityloop_batch_process_ms", "Time to process and write one micro-batch (ms)",
                                       {0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000});
+  snapshots_stored_ = &metrics_->GetCounter("cityloop_camera_snapshots_stored_total",
+                                            "Camera event snapshots (best, final, annotated) written to the store");
+  snapshots_deleted_ = &metrics_->GetCounter("cityloop_camera_snapshots_deleted_total",
+                                             "Camera snapshots removed by retention (camera.snapshots)");
+  camera_memory_ = &metrics_->GetGauge("cityloop_camera_memory_bytes", "Heap held by camera frame analytics");
+  camera_recalibrations_ = &metrics_->GetGauge(
+      "cityloop_camera_recalibrations", "Light changes that made a camera re-learn its background (since start)");
+  for (const char* outcome : {"analysed", "skipped_rate", "skipped_old", "overload", "rejected"}) CountFrame(outcome, 0);
+}
+
+// outcome: analysed | skipped_rate (over camera.fps) | skipped_old (out of
+// order) | overload (live, more than camera.max_lag behind) | rejected (DLQ).
+void Pipeline::CountFrame(const char* outcome, int64_t n) {
+  metrics_->GetCounter("cityloop_camera_frames_total", "Camera frames by what became of them", {{"outcome", outcome}})
+      .Inc(n);
 }
 
 Status Pipeline::Restore() {
@@ -102,6 +119,15 @@ void Pipeline::DeadLetter(const ingest::Message& m, const ingest::Rejection& why
                           {"x-source-offset", std::to_string(m.offset)},
                           {"x-error", why.ToString()},
                           {"x-error-code", why.reason}};
+  // A record bigger than this may exceed the cluster's message.max.bytes and
+  // block the outbox: big values (camera frames) are dead-lettered without
+  // their bytes, which stay in the source topic at the offset given.
+  constexpr size_t kMaxDeadLetterValue = 256 * 1024;
+  if (m.value.size() > kMaxDeadLetterValue) {
+    headers.emplace_back("x-value-omitted-bytes", std::to_string(m.value.size()));
+    AddOutbox(city_->config().kafka.topics.dlq, m.key, {}, std::move(headers));
+    return;
+  }
   AddOutbox(city_->config().kafka.topics.dlq, m.key, m.value, std::move(headers));
 }
 
@@ -155,6 +181,36 @@ void Pipeline::HandleDetections(const ingest::Message& m, int64_t now, std::vect
   if (Admitted(rules_.OnDetections(d, now, signals), m, d.ts_ms)) accepted_->Inc();
 }
 
+void Pipeline::HandleFrame(const ingest::Message& m, int64_t now, std::vector<Signal>* signals) {
+  auto outcome = frame_decoder_.Decode(m, now);
+  if (auto* why = std::get_if<ingest::Rejection>(&outcome)) {
+    CountFrame("rejected", 1);
+    DeadLetter(m, *why);
+    return;
+  }
+  CameraFrame& f = std::get<CameraFrame>(outcome);
+  f.input = {m.topic, m.partition, m.offset};
+  f.ingest_ms = now;
+  if (live_ && now - f.ts_ms > city_->config().camera.max_lag_ms) {
+    // Overload: analysis fell behind. The oldest frames go, so the newest
+    // are seen in time; replay never drops.
+    CountFrame("overload", 1);
+    return;
+  }
+  detect::camera::FrameResult r;
+  if (!Admitted(rules_.OnFrame(f, now, signals, &r), m, f.ts_ms)) return;
+  switch (r.outcome) {
+    case detect::camera::FrameOutcome::kAnalysed: CountFrame("analysed", 1); break;
+    case detect::camera::FrameOutcome::kSkippedRate: CountFrame("skipped_rate", 1); break;
+    case detect::camera::FrameOutcome::kSkippedOld: CountFrame("skipped_old", 1); break;
+    case detect::camera::FrameOutcome::kRejected:
+      CountFrame("rejected", 1);
+      DeadLetter(m, {r.reason, r.detail});
+      return;
+  }
+  accepted_->Inc();
+}
+
 void Pipeline::ToCases(const std::vector<Signal>& signals) {
   for (const Signal& s : signals) {
     metrics_->GetCounter("cityloop_signals_total", "Signals raised by detectors", {{"source", SignalSourceName(s.source)}})
@@ -198,6 +254,8 @@ Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult*
       HandleReport(m, now, &signals);
     } else if (m.topic == topics.camera_detections) {
       HandleDetections(m, now, &signals);
+    } else if (m.topic == topics.camera_frames) {
+      HandleFrame(m, now, &signals);
     } else {
       DeadLetter(m, {"unsupported_topic", "this engine does not consume " + m.topic + " yet"});
     }
@@ -259,6 +317,17 @@ Status Pipeline::Commit(const std::map<storage::TopicPartition, int64_t>& next_o
     if (e.value) wb.PutState(e.key, *e.value);
     else wb.DeleteState(e.key);
   }
+  detect::camera::CameraAnalytics& cameras = rules_.camera();
+  for (const auto& snap : cameras.TakeSnapshots()) {
+    wb.PutSnapshot(snap.id, snap.jpeg);
+    snapshots_stored_->Inc();
+  }
+  for (const auto& id : cameras.TakeDroppedSnapshots()) {
+    wb.DeleteSnapshot(id);
+    snapshots_deleted_->Inc();
+  }
+  camera_memory_->Set(static_cast<double>(cameras.MemoryBytes()));
+  camera_recalibrations_->Set(static_cast<double>(cameras.recalibrations()));
   for (const auto& [device, r] : device_latest_) wb.PutState(std::string(kDevicePrefix) + device, DeviceLatestJson(r));
   for (const auto& [tp, next] : next_offsets) wb.PutOffset(tp, next);
   wb.PutMeta(kMetaCaseSeq, std::to_string(cases_.next_case_number()));

@@ -22,6 +22,7 @@
 #include "dispatch/case_engine.h"
 #include "ingest/kafka.h"
 #include "ingest/detection_decoder.h"
+#include "ingest/frame_decoder.h"
 #include "ingest/report_decoder.h"
 #include "ingest/sensor_decoder.h"
 #include "storage/store.h"
@@ -63,6 +64,8 @@ class Pipeline {
   void HandleSensor(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
   void HandleReport(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
   void HandleDetections(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
+  void HandleFrame(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
+  void CountFrame(const char* outcome, int64_t n);
   // Counts and, when dropped, dead-letters an input that came too late.
   bool Admitted(detect::Admission a, const ingest::Message& m, int64_t ts_ms);
   void ToCases(const std::vector<Signal>& signals);
@@ -79,6 +82,8 @@ class Pipeline {
   ingest::SensorDecoder decoder_;
   ingest::ReportDecoder report_decoder_;
   ingest::DetectionDecoder detection_decoder_;
+  ingest::FrameDecoder frame_decoder_;
+  bool live_;
   detect::RuleSet rules_;
   dispatch::CaseEngine cases_;
   uint64_t next_outbox_seq_ = 1;
@@ -96,6 +101,10 @@ class Pipeline {
   Counter* late_;
   Counter* batches_;
   Histogram* batch_ms_;
+  Counter* snapshots_stored_;
+  Counter* snapshots_deleted_;
+  Gauge* camera_memory_;
+  Gauge* camera_recalibrations_;
 };
 
 }  // namespace cityloop::app

@@ -5,9 +5,13 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <string>
 #include <thread>
 
+#include "detect/camera/scene_renderer.h"
+#include "ingest/camera_scenes.h"
 #include "ingest/kafka.h"
 
 namespace cityloop::app {
@@ -32,6 +36,7 @@ Result<SimulationStats> RunSimulation(std::shared_ptr<const CityModel> city, con
   ingest::Simulator sim(city, run.sim);
   SimulationStats stats;
   ingest::SimulatedReading r;
+  std::map<std::string, std::unique_ptr<detect::camera::SceneRenderer>> renderers;  // camera id -> its street
   // City time runs with the clock from the first reading on.
   const int64_t wall_start = clock.now_ms();
   const int64_t city_start = run.sim.start_ms;
@@ -54,7 +59,18 @@ Result<SimulationStats> RunSimulation(std::shared_ptr<const CityModel> city, con
         std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(100, due - clock.now_ms())));
       }
     }
-    Status st = (*producer)->Produce(r.topic, r.key, r.value);
+    Status st;
+    if (r.frame) {
+      auto& renderer = renderers[r.key];
+      if (!renderer) {
+        renderer = std::make_unique<detect::camera::SceneRenderer>(
+            ingest::SceneSpecFor(*city->FindCamera(r.key), run.sim.seed));
+      }
+      st = (*producer)->Produce(r.topic, r.key, renderer->RenderJpeg(r.ts_ms, r.scene),
+                                {{"camera_id", r.key}, {"ts", std::to_string(r.ts_ms)}, {"content-type", "image/jpeg"}});
+    } else {
+      st = (*producer)->Produce(r.topic, r.key, r.value);
+    }
     if (!st.ok()) return st;
     ++stats.produced;
     ++stats.by_topic[r.topic];

@@ -10,6 +10,16 @@ find_package(spdlog REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Boost 1.74 REQUIRED)
+# OpenCV: Debian's per-module -dev packages ship headers and libraries but no
+# CMake package (that comes only with the libopencv-dev meta-package), so the
+# modules detect/camera/ uses are found one by one into OpenCV::camera.
+find_path(OPENCV_INCLUDE_DIR opencv2/core.hpp PATH_SUFFIXES opencv4 REQUIRED)
+add_library(OpenCV::camera INTERFACE IMPORTED)
+target_include_directories(OpenCV::camera SYSTEM INTERFACE ${OPENCV_INCLUDE_DIR})
+foreach(m core imgproc imgcodecs video objdetect)
+  find_library(OPENCV_${m}_LIBRARY opencv_${m} REQUIRED)
+  target_link_libraries(OpenCV::camera INTERFACE ${OPENCV_${m}_LIBRARY})
+endforeach()
 if(CITYLOOP_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)

@@ -12,6 +12,8 @@
 #include <optional>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 // Asio's scheduler trips -Wnull-dereference once inlined (a thread-info
 // pointer that is never null on an io_context thread); silence it for Boost only.
 #pragma GCC diagnostic push
@@ -505,6 +507,26 @@ std::map<std::string, Handler> OperationalRoutes(const MetricsRegistry& registry
     return r;
   };
   return routes;
+}
+
+void AddSnapshotRoutes(std::map<std::string, Handler>& routes, SnapshotFetch fetch) {
+  routes["GET /api/v1/snapshots/{id}"] = [fetch = std::move(fetch)](const HttpRequest& req) {
+    HttpResponse r;
+    const auto error = [&](int status, const char* code, const std::string& message) {
+      r.status = status;
+      r.content_type = "application/json";
+      r.body = nlohmann::json{{"error", {{"code", code}, {"message", message}}}}.dump();
+      return r;
+    };
+    const std::string& id = req.params.at("id");
+    auto got = fetch(id);
+    if (!got.ok()) return error(500, "internal", got.status().message());
+    if (!*got) return error(404, "not_found", "no snapshot '" + id + "' (never taken, or removed by retention)");
+    r.content_type = "image/jpeg";
+    r.body = std::move(**got);
+    r.headers.emplace_back("Cache-Control", "public, max-age=31536000, immutable");
+    return r;
+  };
 }
 
 }  // namespace cityloop::console

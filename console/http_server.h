@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -76,6 +77,13 @@ HttpResponse JsonError(int status, const std::string& code, const std::string& m
 // GET /livez (200 {"status":"ok"}), GET /readyz (200 {"status":"ready"} while
 // ready() is true, else 503 {"status":"starting"}; an empty ready means ready).
 // registry must outlive the server; ready is called on server threads.
+// GET /api/v1/snapshots/{id}: a camera event's snapshot JPEG (ids are in the
+// signal's attributes snapshot / snapshot_annotated). fetch returns the
+// bytes, nothing when there is no such snapshot (or retention removed it),
+// or an error. Snapshots never change: clients may cache them.
+using SnapshotFetch = std::function<Result<std::optional<std::string>>(const std::string& id)>;
+void AddSnapshotRoutes(std::map<std::string, Handler>& routes, SnapshotFetch fetch);
+
 std::map<std::string, Handler> OperationalRoutes(const MetricsRegistry& registry, std::function<bool()> ready);
 
 }  // namespace cityloop::console

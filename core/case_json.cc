@@ -5,7 +5,7 @@ namespace cityloop {
 using nlohmann::json;
 
 json SignalToJson(const Signal& s) {
-  return json{{"id", s.id},
+  json j{{"id", s.id},
               {"source", SignalSourceName(s.source)},
               {"category", s.category},
               {"priority", PriorityName(s.priority)},
@@ -27,6 +27,8 @@ json SignalToJson(const Signal& s) {
               {"explanation", s.explanation},
               {"attributes", s.attributes},
               {"members", s.members}};
+  if (!s.follows.empty()) j["follows"] = s.follows;
+  return j;
 }
 
 Result<Signal> SignalFromJson(const json& j) {
@@ -56,6 +58,7 @@ Result<Signal> SignalFromJson(const json& j) {
     s.explanation = j.value("explanation", "");
     if (auto it = j.find("attributes"); it != j.end()) s.attributes = it->get<std::map<std::string, std::string>>();
     if (auto it = j.find("members"); it != j.end()) s.members = it->get<std::vector<std::string>>();
+    s.follows = j.value("follows", "");
     return s;
   } catch (const json::exception& e) {
     return Status::DataLoss(std::string("bad signal JSON: ") + e.what());

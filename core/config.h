@@ -5,6 +5,7 @@
 // A Config is a plain value: build once, then share read-only.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -131,10 +132,62 @@ struct Device {       // city.devices[]
   bool operator==(const Device&) const = default;
 };
 
+// Camera analytics (detect/camera/). Image coordinates are normalised to the
+// frame: x to the right, y down, 0..1. An object is in a zone by the
+// bottom-centre of its box (where it stands).
+using ImagePoint = std::array<double, 2>;        // [x, y]
+using ImagePolygon = std::vector<ImagePoint>;    // at least 3 points
+
+// What a zone watches for; each raises signals of a catalogue category
+// (the zone's `category`, else camera.categories.<detector>).
+enum class ZoneDetector {
+  kIntrusion,   // intrusion: an object in the zone for its dwell
+  kStationary,  // stationary: an object standing still in the zone for its dwell (parking, occupation, dumping)
+  kCrowd,       // crowd: many people standing (occupancy high, motion low) for its dwell
+  kCongestion,  // congestion: the lane full and slow for its dwell
+  kWrongWay,    // wrong_way: flow against the zone's direction
+  kFire,        // fire: fire/smoke colours that flicker and grow (always a candidate to confirm)
+};
+const char* ZoneDetectorName(ZoneDetector d);
+inline constexpr ZoneDetector kAllZoneDetectors[] = {ZoneDetector::kIntrusion,  ZoneDetector::kStationary,
+                                                     ZoneDetector::kCrowd,      ZoneDetector::kCongestion,
+                                                     ZoneDetector::kWrongWay,   ZoneDetector::kFire};
+
+struct CameraZone {   // city.cameras[].zones[]
+  std::string id;                       // id: unique within the camera
+  ImagePolygon polygon;                 // polygon: [[x, y], ...]
+  std::vector<ZoneDetector> detectors;  // detectors: [stationary, crowd, ...]
+  std::string category;                 // category: overrides camera.categories for this zone
+  std::vector<std::string> labels;      // labels: edge detections that count here (empty = any)
+  double min_area = 0.002;              // min_area: smallest object, as a fraction of the frame
+  int inertia = 3;                      // inertia: frames in a row before an object counts
+  std::optional<int64_t> dwell_ms;      // dwell: how long before it raises (else the detector's default)
+  std::optional<std::pair<int, int>> schedule;  // schedule: [from, to) local hours it is armed
+  ImagePoint direction{0, 0};           // direction: the lane's travel direction (wrong_way, congestion)
+  bool operator==(const CameraZone&) const = default;
+};
+
+// A counting line for edge detections: a tracked object crossing from one
+// side to the other is counted per direction; with a category, a crossing in
+// the `alarm` direction raises a signal.
+enum class LineDirection { kBoth, kAToB, kBToA };
+struct CameraLine {   // city.cameras[].lines[]
+  std::string id;
+  ImagePoint a{0, 0}, b{0, 0};          // from, to
+  std::vector<std::string> labels;      // labels: what counts (empty = any)
+  std::string category;                 // category: raise a signal on a crossing (empty = count only)
+  LineDirection alarm = LineDirection::kBoth;  // alarm: both | a_to_b | b_to_a (a_to_b = crossing to the left of a->b)
+  bool operator==(const CameraLine&) const = default;
+};
+
 struct Camera {       // city.cameras[]
   std::string id;
   LatLon position;
   std::string name;
+  // "{}": older aggregate initialisations {id, position, name} stay valid.
+  std::vector<CameraZone> zones{};
+  std::vector<ImagePolygon> masks{};    // masks: areas analysis ignores (timestamps, trees, sky)
+  std::vector<CameraLine> lines{};
   bool operator==(const Camera&) const = default;
 };
 
@@ -338,6 +391,49 @@ struct SlaOptions {
   bool operator==(const SlaOptions&) const = default;
 };
 
+// camera: how camera frames (city.camera.frames) are analysed. Defaults
+// after DOMAIN.md (Frigate, ZoneMinder); docs/CONFIG.md has each key.
+struct CameraOptions {
+  double fps = 5;                        // fps: frames analysed per camera per second (event time); more are skipped
+  int analysis_width = 320;              // analysis_width: decode at the largest JPEG scale (1/2, 1/4, 1/8) at least this wide
+  int64_t max_frame_bytes = 2 << 20;     // max_frame_bytes: bigger frames go to the DLQ
+  int64_t max_lag_ms = 5000;             // max_lag: live mode, frames this far behind the wall clock are dropped (overload)
+  int warmup_frames = 25;                // warmup: frames that only train the models after a (re)start or a light change
+  int64_t cooldown_ms = 15000;           // cooldown: an event ends after this long without evidence
+  std::map<std::string, std::string> categories = {
+      {"intrusion", "zone_intrusion"},       {"stationary", "illegal_parking"},
+      {"crowd", "crowd_gathering"},          {"congestion", "traffic_congestion"},
+      {"wrong_way", "wrong_way_driving"},    {"fire", "fire_candidate"},
+      {"tamper", "camera_fault"}};         // categories.<detector>: default category of each detector
+  // motion.*: the gate in front of everything
+  int motion_threshold = 30;             // motion.threshold: grey-level difference that counts as change
+  double motion_alpha = 0.01;            // motion.alpha: running-average weight
+  double recalibrate_ratio = 0.8;        // motion.recalibrate: this share of the frame changing is light, not motion
+  // stationary.*
+  int64_t stationary_dwell_ms = 60000;   // stationary.dwell
+  double stationary_match = 0.90;        // stationary.match: matchTemplate score that means "still there"
+  // crowd.*
+  int64_t crowd_dwell_ms = 30000;        // crowd.dwell
+  double crowd_occupancy = 0.25;         // crowd.occupancy: foreground share of the zone
+  int crowd_min_people = 0;              // crowd.min_people: HOG count that must confirm (0 = occupancy alone; the count is reported either way)
+  // congestion.*
+  int64_t congestion_dwell_ms = 60000;   // congestion.dwell
+  double congestion_max_speed = 0.02;    // congestion.max_speed: frame widths per second
+  double congestion_occupancy = 0.15;    // congestion.occupancy: share of the lane covered by vehicle bodies
+  // wrong_way.*
+  int64_t wrong_way_dwell_ms = 1500;     // wrong_way.dwell
+  double wrong_way_min_speed = 0.05;     // wrong_way.min_speed: frame widths per second against the lane
+  // fire.*
+  int64_t fire_dwell_ms = 5000;          // fire.dwell
+  // tamper.*
+  int64_t tamper_dwell_ms = 10000;       // tamper.dwell: covered, defocused, moved or frozen this long
+  int64_t no_frames_ms = 60000;          // tamper.no_frames: a camera silent this long (event time)
+  // snapshots.*
+  int snapshots_per_camera = 50;         // snapshots.keep: newest kept per camera
+  int64_t snapshot_max_age_ms = 7LL * 86400000;  // snapshots.max_age
+  bool operator==(const CameraOptions&) const = default;
+};
+
 struct ApiOptions {
   std::string listen = "127.0.0.1:8080";       // api.listen
   bool operator==(const ApiOptions&) const = default;
@@ -353,6 +449,7 @@ struct Config {
   EventTimeOptions event_time;
   SlaOptions sla;
   ApiOptions api;
+  CameraOptions camera;
 };
 
 // One validation problem, located in the source text.

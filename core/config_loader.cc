@@ -345,6 +345,77 @@ Check<std::string> TopicName() {
   };
 }
 
+// A word from a fixed list, as its enum value; else reports the choices.
+template <typename E>
+std::optional<E> ReadWord(Ctx& ctx, const YAML::Node& n, const std::string& path,
+                          const std::vector<std::pair<std::string, E>>& choices) {
+  auto v = ReadString(ctx, n, path);
+  if (!v) return std::nullopt;
+  std::vector<std::string> words;
+  for (const auto& [w, e] : choices) {
+    if (w == *v) return e;
+    words.push_back(w);
+  }
+  std::string list;
+  for (const auto& w : words) list += (list.empty() ? "" : ", ") + w;
+  ctx.Error(path, LineOf(n), "expected one of " + list + ", got '" + *v + "'" + Suggest(*v, words));
+  return std::nullopt;
+}
+
+// [x, y] within the frame (normalised image coordinates).
+std::optional<ImagePoint> ReadImagePoint(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  const char* expected = "a point [x, y] with both within [0, 1]";
+  if (!Expect(ctx, n.IsSequence() && n.size() == 2 && n[0].IsScalar() && n[1].IsScalar(), n, path, expected)) {
+    return std::nullopt;
+  }
+  auto x = ParseNumber(n[0].Scalar()), y = ParseNumber(n[1].Scalar());
+  if (!x || !y || *x < 0 || *x > 1 || *y < 0 || *y > 1) {
+    ctx.Error(path, LineOf(n), std::string("expected ") + expected);
+    return std::nullopt;
+  }
+  return ImagePoint{*x, *y};
+}
+
+// A direction [dx, dy], each within [-1, 1], not both 0.
+std::optional<ImagePoint> ReadDirection(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  const char* expected = "a direction [dx, dy] with both within [-1, 1], not both 0";
+  if (!Expect(ctx, n.IsSequence() && n.size() == 2 && n[0].IsScalar() && n[1].IsScalar(), n, path, expected)) {
+    return std::nullopt;
+  }
+  auto x = ParseNumber(n[0].Scalar()), y = ParseNumber(n[1].Scalar());
+  if (!x || !y || std::abs(*x) > 1 || std::abs(*y) > 1 || (*x == 0 && *y == 0)) {
+    ctx.Error(path, LineOf(n), std::string("expected ") + expected);
+    return std::nullopt;
+  }
+  return ImagePoint{*x, *y};
+}
+
+// [[x, y], [x, y], [x, y], ...]: at least three points.
+std::optional<ImagePolygon> ReadImagePolygon(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!Expect(ctx, n.IsSequence() && n.size() >= 3, n, path, "a polygon: a list of at least 3 points [x, y]")) {
+    return std::nullopt;
+  }
+  ImagePolygon poly;
+  bool ok = true;
+  for (size_t i = 0; i < n.size(); ++i) {
+    auto p = ReadImagePoint(ctx, n[i], Index(path, i));
+    ok = ok && p.has_value();
+    if (p) poly.push_back(*p);
+  }
+  if (!ok) return std::nullopt;
+  double twice_area = 0;
+  for (size_t i = 0; i < poly.size(); ++i) {
+    const ImagePoint& a = poly[i];
+    const ImagePoint& b = poly[(i + 1) % poly.size()];
+    twice_area += a[0] * b[1] - b[0] * a[1];
+  }
+  if (std::abs(twice_area) < 1e-6) {
+    ctx.Error(path, LineOf(n), "the polygon has no area (its points are on one line)");
+    return std::nullopt;
+  }
+  return poly;
+}
+
 // ---------------------------------------------------------------------------
 // Key tables
 
@@ -568,6 +639,34 @@ struct Keys {
                            if (!value.IsNull()) ReadMap<Elem>(ctx, value, kp, table(), e);
                            out[k] = std::move(e);
                          });
+            }};
+  }
+  // A word from a fixed list, stored as its enum value.
+  template <typename E, typename Acc>
+  static Spec Choice(std::string name, Acc acc, std::vector<std::pair<std::string, E>> choices) {
+    return {std::move(name), "one of", false,
+            [acc, choices](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              if (auto e = ReadWord(ctx, n, path, choices)) Field(acc, o) = *e;
+            }};
+  }
+  // A list of words from a fixed list, each stored as its enum value.
+  template <typename E, typename Acc>
+  static Spec Words(std::string name, Acc acc, std::vector<std::pair<std::string, E>> choices) {
+    return {std::move(name), "list of words", false,
+            [acc, choices](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              ForEachItem(ctx, n, path, [&](const YAML::Node& item, const std::string& ip) {
+                if (auto e = ReadWord(ctx, item, ip, choices)) Field(acc, o).push_back(*e);
+              });
+            }};
+  }
+  // A list of values each read by `read`.
+  template <typename T, typename Acc>
+  static Spec ListOf(std::string name, std::string type, Acc acc, Reader<T> read) {
+    return {std::move(name), std::move(type), false,
+            [acc, read](Ctx& ctx, const YAML::Node& n, const std::string& path, Obj& o) {
+              ForEachItem(ctx, n, path, [&](const YAML::Node& item, const std::string& ip) {
+                if (auto v = read(ctx, item, ip)) Field(acc, o).push_back(*v);
+              });
             }};
   }
   // A section kept for a later version: rejected with a clear message.
@@ -830,6 +929,46 @@ const KeyTable<Device>& DeviceKeys() {
   return t;
 }
 
+std::vector<std::pair<std::string, ZoneDetector>> ZoneDetectorWords() {
+  std::vector<std::pair<std::string, ZoneDetector>> words;
+  for (ZoneDetector d : kAllZoneDetectors) words.emplace_back(ZoneDetectorName(d), d);
+  return words;
+}
+
+const KeyTable<CameraZone>& CameraZoneKeys() {
+  using K = Keys<CameraZone>;
+  static const KeyTable<CameraZone> t = {
+      K::Str("id", &CameraZone::id, kRequired, IsId()),
+      K::Scalar<ImagePolygon>("polygon", "polygon", kRequired, &CameraZone::polygon, &ReadImagePolygon),
+      K::Words<ZoneDetector>("detectors", &CameraZone::detectors, ZoneDetectorWords()),
+      K::Str("category", &CameraZone::category),
+      K::StrList("labels", &CameraZone::labels, NonEmpty()),
+      K::Number("min_area", &CameraZone::min_area, kOptional, InRange(0, 1, "min_area")),
+      K::Int("inertia", &CameraZone::inertia, 1, 1000),
+      K::Scalar<int64_t>("dwell", "duration", kOptional,
+                         [](CameraZone& z) -> std::optional<int64_t>& { return z.dwell_ms; }, &ReadDuration),
+      K::Pair("schedule", 0, 23, kOptional, [](CameraZone& z, std::pair<int, int> v) { z.schedule = v; }),
+      K::Scalar<ImagePoint>("direction", "[dx, dy]", kOptional, &CameraZone::direction, &ReadDirection),
+  };
+  return t;
+}
+
+const KeyTable<CameraLine>& CameraLineKeys() {
+  using K = Keys<CameraLine>;
+  static const KeyTable<CameraLine> t = {
+      K::Str("id", &CameraLine::id, kRequired, IsId()),
+      K::Scalar<ImagePoint>("from", "[x, y]", kRequired, &CameraLine::a, &ReadImagePoint),
+      K::Scalar<ImagePoint>("to", "[x, y]", kRequired, &CameraLine::b, &ReadImagePoint),
+      K::StrList("labels", &CameraLine::labels, NonEmpty()),
+      K::Str("category", &CameraLine::category),
+      K::Choice<LineDirection>("alarm", &CameraLine::alarm,
+                               {{"both", LineDirection::kBoth},
+                                {"a_to_b", LineDirection::kAToB},
+                                {"b_to_a", LineDirection::kBToA}}),
+  };
+  return t;
+}
+
 const KeyTable<Camera>& CameraKeys() {
   using K = Keys<Camera>;
   static const KeyTable<Camera> t = {
@@ -837,6 +976,9 @@ const KeyTable<Camera>& CameraKeys() {
       K::Lat("lat", [](Camera& c) -> double& { return c.position.lat; }),
       K::Lon("lon", [](Camera& c) -> double& { return c.position.lon; }),
       K::Str("name", &Camera::name),
+      K::List<CameraZone>("zones", &Camera::zones, &CameraZoneKeys),
+      K::ListOf<ImagePolygon>("masks", "list of polygons", &Camera::masks, &ReadImagePolygon),
+      K::List<CameraLine>("lines", &Camera::lines, &CameraLineKeys),
   };
   return t;
 }
@@ -918,27 +1060,6 @@ const KeyTable<OverrideY>& NoSignalOverrideKeys() {
 
 using KR = Keys<RuleY>;
 
-// A word from a fixed list, stored as its enum value.
-template <typename E, typename Acc>
-KeySpec<RuleY> Choice(std::string name, Acc acc, std::vector<std::pair<std::string, E>> choices) {
-  return {std::move(name), "one of", false,
-          [acc, choices](Ctx& ctx, const YAML::Node& n, const std::string& path, RuleY& r) {
-            auto v = ReadString(ctx, n, path);
-            if (!v) return;
-            std::vector<std::string> words;
-            for (const auto& [w, e] : choices) {
-              if (w == *v) {
-                std::invoke(acc, r) = e;
-                return;
-              }
-              words.push_back(w);
-            }
-            std::string list;
-            for (const auto& w : words) list += (list.empty() ? "" : ", ") + w;
-            ctx.Error(path, LineOf(n), "expected one of " + list + ", got '" + *v + "'" + Suggest(*v, words));
-          }};
-}
-
 // Keys every rule kind has.
 KeyTable<RuleY> CommonRuleRows() {
   return {
@@ -1001,7 +1122,7 @@ const KeyTable<RuleY>& WindowRuleKeys() {
   static const KeyTable<RuleY> t = WithCommon({
       KR::Str("sensor", [](RuleY& r) -> std::string& { return r.window.sensor_kind; }, kRequired),
       KR::Group("window", &WindowSpecKeys, kRequired),
-      Choice<Aggregate>("aggregate", [](RuleY& r) -> Aggregate& { return r.window.aggregate; },
+      KR::Choice<Aggregate>("aggregate", [](RuleY& r) -> Aggregate& { return r.window.aggregate; },
                         {{"count", Aggregate::kCount},
                          {"min", Aggregate::kMin},
                          {"max", Aggregate::kMax},
@@ -1058,7 +1179,7 @@ const KeyTable<RuleY>& CorrelationRuleKeys() {
       KR::List<CorrelationMember>(
           "when", [](RuleY& r) -> std::vector<CorrelationMember>& { return r.correlation.when; }, &MemberKeys),
       KR::Duration("within", [](RuleY& r) -> int64_t& { return r.correlation.within_ms; }, kOptional, PositiveMs()),
-      Choice<CorrelationScope>("scope", [](RuleY& r) -> CorrelationScope& { return r.correlation.scope; },
+      KR::Choice<CorrelationScope>("scope", [](RuleY& r) -> CorrelationScope& { return r.correlation.scope; },
                                {{"cell", CorrelationScope::kCell},
                                 {"neighbours", CorrelationScope::kNeighbours},
                                 {"district", CorrelationScope::kDistrict},
@@ -1201,6 +1322,96 @@ const KeyTable<EventTimeOptions>& EventTimeKeys() {
   return t;
 }
 
+const KeyTable<CameraOptions>& CameraMotionKeys() {
+  using K = Keys<CameraOptions>;
+  static const KeyTable<CameraOptions> t = {
+      K::Int("threshold", &CameraOptions::motion_threshold, 1, 255),
+      K::Number("alpha", &CameraOptions::motion_alpha, kOptional, InRange(0.0001, 1, "alpha")),
+      K::Number("recalibrate", &CameraOptions::recalibrate_ratio, kOptional, InRange(0.05, 1, "recalibrate")),
+  };
+  return t;
+}
+const KeyTable<CameraOptions>& CameraStationaryKeys() {
+  using K = Keys<CameraOptions>;
+  static const KeyTable<CameraOptions> t = {
+      K::Duration("dwell", &CameraOptions::stationary_dwell_ms, kOptional, PositiveMs()),
+      K::Number("match", &CameraOptions::stationary_match, kOptional, InRange(0.1, 1, "match")),
+  };
+  return t;
+}
+const KeyTable<CameraOptions>& CameraCrowdKeys() {
+  using K = Keys<CameraOptions>;
+  static const KeyTable<CameraOptions> t = {
+      K::Duration("dwell", &CameraOptions::crowd_dwell_ms, kOptional, PositiveMs()),
+      K::Number("occupancy", &CameraOptions::crowd_occupancy, kOptional, InRange(0.01, 1, "occupancy")),
+      K::Int("min_people", &CameraOptions::crowd_min_people, 0, 1000),
+  };
+  return t;
+}
+const KeyTable<CameraOptions>& CameraCongestionKeys() {
+  using K = Keys<CameraOptions>;
+  static const KeyTable<CameraOptions> t = {
+      K::Duration("dwell", &CameraOptions::congestion_dwell_ms, kOptional, PositiveMs()),
+      K::Number("max_speed", &CameraOptions::congestion_max_speed, kOptional, InRange(0, 10, "max_speed")),
+      K::Number("occupancy", &CameraOptions::congestion_occupancy, kOptional, InRange(0.01, 1, "occupancy")),
+  };
+  return t;
+}
+const KeyTable<CameraOptions>& CameraWrongWayKeys() {
+  using K = Keys<CameraOptions>;
+  static const KeyTable<CameraOptions> t = {
+      K::Duration("dwell", &CameraOptions::wrong_way_dwell_ms, kOptional, PositiveMs()),
+      K::Number("min_speed", &CameraOptions::wrong_way_min_speed, kOptional, InRange(0.001, 10, "min_speed")),
+  };
+  return t;
+}
+const KeyTable<CameraOptions>& CameraFireKeys() {
+  using K = Keys<CameraOptions>;
+  static const KeyTable<CameraOptions> t = {
+      K::Duration("dwell", &CameraOptions::fire_dwell_ms, kOptional, PositiveMs()),
+  };
+  return t;
+}
+const KeyTable<CameraOptions>& CameraTamperKeys() {
+  using K = Keys<CameraOptions>;
+  static const KeyTable<CameraOptions> t = {
+      K::Duration("dwell", &CameraOptions::tamper_dwell_ms, kOptional, PositiveMs()),
+      K::Duration("no_frames", &CameraOptions::no_frames_ms, kOptional, PositiveMs()),
+  };
+  return t;
+}
+const KeyTable<CameraOptions>& CameraSnapshotKeys() {
+  using K = Keys<CameraOptions>;
+  static const KeyTable<CameraOptions> t = {
+      K::Int("keep", &CameraOptions::snapshots_per_camera, 1, 100000),
+      K::Duration("max_age", &CameraOptions::snapshot_max_age_ms, kOptional, PositiveMs()),
+  };
+  return t;
+}
+
+const KeyTable<CameraOptions>& CameraOptionKeys() {
+  using K = Keys<CameraOptions>;
+  static const KeyTable<CameraOptions> t = {
+      K::Number("fps", &CameraOptions::fps, kOptional, InRange(0.1, 60, "fps")),
+      K::Int("analysis_width", &CameraOptions::analysis_width, 80, 4096),
+      K::Int("max_frame_bytes", &CameraOptions::max_frame_bytes, 1024, 64 << 20),
+      K::Duration("max_lag", &CameraOptions::max_lag_ms, kOptional, PositiveMs()),
+      K::Int("warmup", &CameraOptions::warmup_frames, 1, 10000),
+      K::Duration("cooldown", &CameraOptions::cooldown_ms, kOptional, PositiveMs()),
+      K::FreeMap<decltype(&CameraOptions::categories), std::string>(
+          "categories", "map of detector -> category", &CameraOptions::categories, &ReadString, NonEmpty()),
+      K::Group("motion", &CameraMotionKeys),
+      K::Group("stationary", &CameraStationaryKeys),
+      K::Group("crowd", &CameraCrowdKeys),
+      K::Group("congestion", &CameraCongestionKeys),
+      K::Group("wrong_way", &CameraWrongWayKeys),
+      K::Group("fire", &CameraFireKeys),
+      K::Group("tamper", &CameraTamperKeys),
+      K::Group("snapshots", &CameraSnapshotKeys),
+  };
+  return t;
+}
+
 const KeyTable<ApiOptions>& ApiKeys() {
   using K = Keys<ApiOptions>;
   static const KeyTable<ApiOptions> t = {
@@ -1224,7 +1435,7 @@ const KeyTable<Root>& RootKeys() {
       K::Section<SlaOptions>("sla", [](Root& r) -> SlaOptions& { return r.cfg.sla; }, &SlaKeys),
       K::Section<ApiOptions>("api", [](Root& r) -> ApiOptions& { return r.cfg.api; }, &ApiKeys),
       K::Reserved("escalation"),
-      K::Reserved("camera"),
+      K::Section<CameraOptions>("camera", [](Root& r) -> CameraOptions& { return r.cfg.camera; }, &CameraOptionKeys),
   };
   return t;
 }
@@ -1251,6 +1462,62 @@ void CheckRef(Ctx& ctx, const std::string& kp, const std::string& id, const std:
               const std::string& what) {
   if (!ctx.Ok(kp) || id.empty() || known.count(id)) return;
   ctx.Error(kp, "unknown " + what + " '" + id + "'" + Suggest(id, Names(known)));
+}
+
+// Zones, lines and camera.categories: ids unique per camera, every category
+// a zone, a line or an analysed camera's tamper check raises in the catalogue.
+void CheckCameras(Ctx& ctx, const Config& cfg, const std::set<std::string>& categories) {
+  const CameraOptions& opt = cfg.camera;
+  std::set<std::string> detectors = {"tamper"};
+  for (ZoneDetector d : kAllZoneDetectors) detectors.insert(ZoneDetectorName(d));
+  for (const auto& [det, cat] : opt.categories) {
+    CheckRef(ctx, Join("camera.categories", det), det, detectors, "detector");
+  }
+  bool analysed = false;
+  for (size_t i = 0; i < cfg.city.cameras.size(); ++i) {
+    const Camera& cam = cfg.city.cameras[i];
+    const std::string cp = Index("city.cameras", i);
+    std::vector<std::pair<std::string, std::string>> ids;
+    for (size_t j = 0; j < cam.zones.size(); ++j) {
+      const CameraZone& z = cam.zones[j];
+      const std::string zp = Index(Join(cp, "zones"), j);
+      ids.emplace_back(z.id, zp);
+      analysed = analysed || !z.detectors.empty();
+      if (z.detectors.empty() && ctx.Ok(Join(zp, "detectors"))) {
+        ctx.Error(Join(zp, "detectors"), ctx.Line(zp), "a zone needs 'detectors', e.g. [stationary]");
+      }
+      for (ZoneDetector d : z.detectors) {
+        if (!z.category.empty()) break;
+        auto it = opt.categories.find(ZoneDetectorName(d));
+        if (it != opt.categories.end() && !categories.count(it->second)) {
+          ctx.Error(Join(zp, "detectors"), "detector " + std::string(ZoneDetectorName(d)) + " raises category '" +
+                                               it->second + "' (camera.categories), which is not in city.catalogue;" +
+                                               " add it or give the zone a 'category'");
+        }
+      }
+      CheckRef(ctx, Join(zp, "category"), z.category, categories, "category");
+      const bool wrong_way = std::count(z.detectors.begin(), z.detectors.end(), ZoneDetector::kWrongWay) > 0;
+      if (wrong_way && z.direction == ImagePoint{0, 0} && ctx.Ok(Join(zp, "direction"))) {
+        ctx.Error(Join(zp, "direction"), ctx.Line(zp), "a wrong_way zone needs the lane's 'direction', e.g. [1, 0]");
+      }
+      if (z.schedule && z.schedule->first == z.schedule->second) {
+        ctx.Error(Join(zp, "schedule"), "an empty window: from and to are equal (leave schedule out for always)");
+      }
+    }
+    for (size_t j = 0; j < cam.lines.size(); ++j) {
+      const CameraLine& l = cam.lines[j];
+      const std::string lp = Index(Join(cp, "lines"), j);
+      ids.emplace_back(l.id, lp);
+      CheckRef(ctx, Join(lp, "category"), l.category, categories, "category");
+      if (l.a == l.b && ctx.Ok(Join(lp, "to"))) ctx.Error(Join(lp, "to"), "the line's ends are the same point");
+    }
+    CheckUnique(ctx, ids, "id", "zone or line id in the camera");
+  }
+  auto tamper = opt.categories.find("tamper");
+  if (analysed && tamper != opt.categories.end() && !categories.count(tamper->second)) {
+    ctx.Error("camera.categories.tamper", "tamper checks raise category '" + tamper->second +
+                                              "', which is not in city.catalogue; add it or set camera.categories.tamper");
+  }
 }
 
 struct Flat {
@@ -1726,6 +1993,8 @@ Flat Validate(Ctx& ctx, Root& root) {
       CheckInsideGrid(ctx, grid, Index("city.cameras", i), city.cameras[i].position, "camera");
     }
   }
+
+  CheckCameras(ctx, root.cfg, categories);
 
   RuleRefs refs;
   refs.kinds = kinds;

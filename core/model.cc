@@ -26,6 +26,18 @@ std::optional<Priority> ParsePriority(std::string_view s) {
   return std::nullopt;
 }
 
+const char* ZoneDetectorName(ZoneDetector d) {
+  switch (d) {
+    case ZoneDetector::kIntrusion: return "intrusion";
+    case ZoneDetector::kStationary: return "stationary";
+    case ZoneDetector::kCrowd: return "crowd";
+    case ZoneDetector::kCongestion: return "congestion";
+    case ZoneDetector::kWrongWay: return "wrong_way";
+    case ZoneDetector::kFire: return "fire";
+  }
+  return "intrusion";
+}
+
 const char* CorrelationScopeName(CorrelationScope s) {
   switch (s) {
     case CorrelationScope::kCell: return "cell";

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <vector>
+#include <string_view>
 
 #include "core/config.h"
 #include "core/geo.h"
@@ -68,6 +69,15 @@ struct CameraDetections {
   int64_t ingest_ms = 0;
 };
 
+// One validated city.camera.frames message: the JPEG is not decoded yet.
+struct CameraFrame {
+  std::string camera_id;
+  int64_t ts_ms = 0;        // event time (the ts header)
+  std::string_view jpeg;    // the message value; valid while the message is
+  InputRef input;
+  int64_t ingest_ms = 0;
+};
+
 enum class SignalSource { kSensor, kCamera, kReport, kCorrelation };
 const char* SignalSourceName(SignalSource s);
 
@@ -100,6 +110,9 @@ struct Signal {
   bool absorb_members = false;
   // False for rules that only feed correlations (rules[].opens_case: false).
   bool opens_case = true;
+  // A follow-up (a camera event's update or end): the id of the signal it
+  // follows. It joins the open case holding that signal, and opens nothing.
+  std::string follows;
 };
 
 enum class CaseStatus {

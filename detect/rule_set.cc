@@ -42,7 +42,8 @@ const RuleRegistry& Registry() {
 }  // namespace
 
 RuleSet::RuleSet(std::shared_ptr<const CityModel> city, bool live)
-    : time_(city->config().event_time.allowed_lateness_ms, city->config().event_time.idle_timeout_ms, live) {
+    : time_(city->config().event_time.allowed_lateness_ms, city->config().event_time.idle_timeout_ms, live),
+      camera_(city) {
   rules_ = Registry().Build(city->config().rules, *city, devices_);
   cities_.push_back(std::move(city));
   Index();
@@ -122,6 +123,13 @@ void RuleSet::OfferWatermark(std::vector<Signal>* out) {
   for (Rule* rule : timed_) rule->OnWatermark(ctx);
   current_ = nullptr;
   offered_watermark_ = ctx.watermark_ms;
+  // Camera cooldowns and silences are seconds long: looking once a second
+  // of event time is enough, and keeps this off the per-reading path.
+  const int64_t low = time_.MinWatermark();
+  if (camera_expired_at_ == EventTime::kNone || low >= camera_expired_at_ + 1000) {
+    camera_expired_at_ = low;
+    camera_.Expire([&](uint16_t source) { return time_.Watermark(source); }, out);
+  }
 }
 
 void RuleSet::Correlate(size_t from, std::vector<Signal>* out) {
@@ -172,10 +180,17 @@ Admission RuleSet::OnReading(const Reading& r, int64_t wall_ms, std::vector<Sign
 
 Admission RuleSet::OnDetections(const CameraDetections& d, int64_t wall_ms, std::vector<Signal>* out) {
   return Run(d.input, d.ts_ms, wall_ms, out, [&](RuleContext& ctx) {
+    camera_.OnDetections(d, ctx.source, out);
     if (detections_.empty()) return;
     const uint32_t camera = devices_.Intern(d.camera_id);
     for (Rule* rule : detections_) rule->OnDetections(d, camera, ctx);
   });
+}
+
+Admission RuleSet::OnFrame(const CameraFrame& f, int64_t wall_ms, std::vector<Signal>* out,
+                           camera::FrameResult* result) {
+  *result = {};
+  return Run(f.input, f.ts_ms, wall_ms, out, [&](RuleContext& ctx) { *result = camera_.OnFrame(f, ctx.source, out); });
 }
 
 Admission RuleSet::OnReport(const Report& rep, int64_t wall_ms, std::vector<Signal>* out) {
@@ -242,16 +257,20 @@ void RuleSet::TakeDirty(std::vector<StateEntry>* out) {
   for (auto& e : released_) out->push_back(std::move(e));
   released_.clear();
   for (const auto& rule : rules_) rule->TakeDirty(out);
+  camera_.TakeDirty(out);
   for (auto& [subject, value] : time_.TakeDirty()) {
     out->push_back({std::string(kEventTimePrefix) + subject, std::move(value)});
   }
 }
 
 std::vector<std::string> RuleSet::StatePrefixes() {
-  return {std::string(kEventTimePrefix),      std::string(ThresholdDetector::kPrefix),
-          std::string(RateDetector::kPrefix), std::string(WindowDetector::kPrefix),
-          std::string(NoSignalDetector::kPrefix), std::string(FlappingDetector::kPrefix),
-          std::string(CameraDetector::kPrefix),   std::string(CorrelationDetector::kPrefix)};
+  std::vector<std::string> prefixes = {
+      std::string(kEventTimePrefix),          std::string(ThresholdDetector::kPrefix),
+      std::string(RateDetector::kPrefix),     std::string(WindowDetector::kPrefix),
+      std::string(NoSignalDetector::kPrefix), std::string(FlappingDetector::kPrefix),
+      std::string(CameraDetector::kPrefix),   std::string(CorrelationDetector::kPrefix)};
+  for (std::string& p : camera::CameraAnalytics::StatePrefixes()) prefixes.push_back(std::move(p));
+  return prefixes;
 }
 
 Status RuleSet::Restore(std::string_view key, std::string_view value, int64_t wall_ms) {
@@ -259,6 +278,11 @@ Status RuleSet::Restore(std::string_view key, std::string_view value, int64_t wa
     if (!time_.Restore(key.substr(kEventTimePrefix.size()), value, wall_ms)) {
       return Status::DataLoss("bad event-time entry " + std::string(key));
     }
+    return Status::Ok();
+  }
+  for (const std::string& prefix : camera::CameraAnalytics::StatePrefixes()) {
+    if (key.substr(0, prefix.size()) != prefix) continue;
+    camera_.Restore(key, value);
     return Status::Ok();
   }
   for (const auto& rule : rules_) {

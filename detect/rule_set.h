@@ -23,6 +23,7 @@
 #include "core/city.h"
 #include "core/event_time.h"
 #include "core/model.h"
+#include "detect/camera/camera_analytics.h"
 #include "detect/rule.h"
 
 namespace cityloop::detect {
@@ -48,6 +49,10 @@ class RuleSet : private TransitionGate {
 
   Admission OnReading(const Reading& r, int64_t wall_ms, std::vector<Signal>* out);
   Admission OnDetections(const CameraDetections& d, int64_t wall_ms, std::vector<Signal>* out);
+  // One camera frame: admitted on its event time, analysed (camera analytics),
+  // and what it raised offered to the correlations. *result says whether it
+  // was analysed, skipped or is no JPEG (then the caller dead-letters it).
+  Admission OnFrame(const CameraFrame& f, int64_t wall_ms, std::vector<Signal>* out, camera::FrameResult* result);
   // A report is a signal by itself: appends it, then what correlations make of it.
   Admission OnReport(const Report& rep, int64_t wall_ms, std::vector<Signal>* out);
   // Live mode: moves idle sources on from the wall clock and offers the
@@ -64,6 +69,7 @@ class RuleSet : private TransitionGate {
   static std::vector<std::string> StatePrefixes();
 
   const EventTime& time() const { return time_; }
+  camera::CameraAnalytics& camera() { return camera_; }
   const std::vector<std::unique_ptr<Rule>>& rules() const { return rules_; }
   const Rule* Find(std::string_view id) const;
   size_t StateBytes() const;
@@ -96,6 +102,8 @@ class RuleSet : private TransitionGate {
   std::string last_topic_;                  // topic of the previous input...
   std::vector<int> sources_of_last_topic_;  // ...and its partitions' sources (-1: not yet known)
   int64_t offered_watermark_ = EventTime::kNone;
+  camera::CameraAnalytics camera_;
+  int64_t camera_expired_at_ = EventTime::kNone;  // the lowest watermark camera events were last expired at
 };
 
 // Registers the built-in kinds (threshold, rate, window, no_signal,

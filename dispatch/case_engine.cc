@@ -245,8 +245,37 @@ void CaseEngine::AddSignal(Case& c, const Signal& s, Effects* fx) {
   fx->changed_cases.push_back(c.id);
 }
 
+Case* CaseEngine::OpenCaseHolding(const std::string& signal_id) {
+  for (auto& [key, ids] : open_by_key_) {
+    for (const std::string& id : ids) {
+      Case& c = cases_.at(id);
+      for (const Signal& known : c.signals) {
+        if (known.id == signal_id) return &c;
+      }
+    }
+  }
+  return nullptr;
+}
+
 void CaseEngine::OnSignal(const Signal& s, Effects* fx) {
   if (s.cell < 0 || s.cell >= city_->grid().cell_count()) return;
+  if (!s.follows.empty()) {
+    // A follow-up (a camera event's update or end) joins the case of the
+    // signal it follows, or nothing once that case is closed.
+    Case* c = OpenCaseHolding(s.follows);
+    if (!c) {
+      ++stats_.orphan_followups;
+      return;
+    }
+    for (const Signal& known : c->signals) {
+      if (known.id == s.id) {
+        ++stats_.duplicate_signals;
+        return;
+      }
+    }
+    AddSignal(*c, s, fx);
+    return;
+  }
   std::vector<Case*> candidates = Candidates(s);
   for (Case* c : candidates) {
     for (const Signal& known : c->signals) {

@@ -53,6 +53,7 @@ struct CaseEngineStats {
   int64_t merged_signals = 0;
   int64_t duplicate_signals = 0;
   int64_t merged_cases = 0;
+  int64_t orphan_followups = 0;  // follow-ups whose case is closed or unknown
 };
 
 class CaseEngine {
@@ -89,6 +90,7 @@ class CaseEngine {
   // Moves from's signals into into and closes from as merged.
   void Merge(Case& into, Case& from, const std::string& reason, int64_t at_ms, Effects* fx);
   void AddSignal(Case& c, const Signal& s, Effects* fx);
+  Case* OpenCaseHolding(const std::string& signal_id);
 
   std::shared_ptr<const CityModel> city_;
   std::map<std::string, Case> cases_;                        // by id

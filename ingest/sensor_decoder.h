@@ -32,6 +32,11 @@ inline constexpr const char* kStaleTimestamp = "stale_timestamp";
 inline constexpr const char* kBadTimestamp = "bad_timestamp";
 inline constexpr const char* kUnknownLocation = "unknown_location";
 inline constexpr const char* kUnknownCategory = "unknown_category";  // city.reports: not in the catalogue
+// city.camera.frames (frame_decoder.h; the JPEG checks are detect/camera's):
+inline constexpr const char* kMissingHeader = "missing_header";      // camera_id or ts
+inline constexpr const char* kUnknownCamera = "unknown_camera";      // camera_id not in city.cameras
+inline constexpr const char* kUnsupportedContent = "unsupported_content_type";
+inline constexpr const char* kEmptyMessage = "empty_message";
 }  // namespace reason
 
 struct Rejection {

@@ -1,5 +1,7 @@
 #include "ingest/simulator.h"
 
+#include "ingest/camera_scenes.h"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -355,6 +357,7 @@ std::string InjectedIncident::ToJson() const {
   j["sources"] = sources;
   j["merged"] = merged;
   j["reports"] = reports;
+  if (!zone.empty()) j["zone"] = zone;
   return j.dump();
 }
 
@@ -392,6 +395,7 @@ struct Simulator::Impl {
   int64_t last_ts_ms = 0;
   bool produced_any = false;
   bool finished = false;
+  std::unique_ptr<CameraScenes> scenes;
 
   Impl(std::shared_ptr<const CityModel> c, SimulatorOptions o) : city(std::move(c)), opt(o) {
     const Config& cfg = city->config();
@@ -401,6 +405,13 @@ struct Simulator::Impl {
     camera_rng = Rng(Mix(opt.seed ^ 0x63616d657261ULL));
     Rng setup(Mix(opt.seed ^ 0x7365747570ULL));
     if (opt.duration_ms > 0) stop_ms = opt.start_ms + opt.duration_ms;
+    CameraScenesOptions so;
+    so.seed = opt.seed;
+    so.start_ms = opt.start_ms;
+    so.stop_ms = stop_ms;
+    so.fps = opt.frame_fps;
+    so.frames_from_ms = opt.frames_from_ms;
+    scenes = std::make_unique<CameraScenes>(city, so);
     const double rate = opt.rate > 0 ? opt.rate : 1.0;
     const size_t n = cfg.city.devices.size();
     period_ms = std::max(1.0, static_cast<double>(n) * 1000.0 / rate);
@@ -803,7 +814,12 @@ struct Simulator::Impl {
   }
 
   void Queue(std::string topic, std::string key, std::string value, int64_t ts) {
-    pending.emplace(std::make_pair(ts, pending_seq++), SimulatedReading{std::move(topic), std::move(key), std::move(value), ts});
+    SimulatedReading r;
+    r.topic = std::move(topic);
+    r.key = std::move(key);
+    r.value = std::move(value);
+    r.ts_ms = ts;
+    pending.emplace(std::make_pair(ts, pending_seq++), std::move(r));
   }
 
   // A citizen or hotline report 2..5 min after the water reached its level,
@@ -1134,23 +1150,37 @@ struct Simulator::Impl {
       const int64_t device = heap.empty() ? kNever : heap.top().first;
       const int64_t queued = pending.empty() ? kNever : pending.begin()->first.first;
       const int64_t camera = camera_heap.empty() ? kNever : camera_heap.top().first;
-      return std::array<int64_t, 3>{device, queued, camera};
+      const int64_t frame = scenes->next_ms() == INT64_MAX ? kNever : scenes->next_ms();
+      return std::array<int64_t, 4>{device, queued, camera, frame};
     };
     while (!finished) {
       auto t = due();
-      const int64_t first = std::min({t[0], t[1], t[2]});
+      const int64_t first = std::min({t[0], t[1], t[2], t[3]});
       if (first >= stop_ms) break;
       // Slots up to `first` may queue incident records, never before their slot.
       ProcessSlots(first);
       t = due();
       bool got;
-      if (t[0] <= t[1] && t[0] <= t[2]) {
+      if (t[3] < t[0] && t[3] < t[1] && t[3] < t[2]) {
+        FrameTick tick = scenes->Next();
+        out->topic = city->config().kafka.topics.camera_frames;
+        out->key = tick.camera_id;
+        out->value.clear();
+        out->ts_ms = tick.ts_ms;
+        out->frame = true;
+        out->scene = std::move(tick.events);
+        got = true;
+      } else if (t[0] <= t[1] && t[0] <= t[2]) {
+        out->frame = false;
+        out->scene.clear();
         got = NextReading(out);
       } else if (t[1] <= t[2]) {
         *out = std::move(pending.begin()->second);
         pending.erase(pending.begin());
         got = true;
       } else {
+        out->frame = false;
+        out->scene.clear();
         got = NextBackground(out);
       }
       if (got) {
@@ -1167,6 +1197,11 @@ struct Simulator::Impl {
     while (!untaken.empty() && (finished || (produced_any && untaken.front().start_ms <= last_ts_ms))) {
       out.push_back(std::move(untaken.front()));
       untaken.pop_front();
+    }
+    if (finished || produced_any) {
+      for (auto& inc : scenes->TakeStarted(finished ? INT64_MAX : last_ts_ms)) out.push_back(std::move(inc));
+      std::stable_sort(out.begin(), out.end(),
+                       [](const InjectedIncident& a, const InjectedIncident& b) { return a.start_ms < b.start_ms; });
     }
     return out;
   }

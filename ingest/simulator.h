@@ -8,6 +8,7 @@
 //   kafka.topics.sensors            key device id, CONTRACT.md reading
 //   kafka.topics.camera_detections  key camera id, CONTRACT.md detections
 //   kafka.topics.reports            key report id, CONTRACT.md report
+//   kafka.topics.camera_frames      key camera id, a frame to render (camera_scenes.h)
 //
 // Incident kinds (each needs what the config names; a kind whose rules,
 // devices or cameras are missing is never scheduled):
@@ -55,6 +56,7 @@
 #include <string>
 #include <vector>
 
+#include "core/camera_scene.h"
 #include "core/city.h"
 
 namespace cityloop::ingest {
@@ -67,6 +69,10 @@ struct SimulatorOptions {
   double dropout = 0.01;         // probability a reading is skipped
   int64_t incident_every_ms = 4 * 60000;  // mean gap between injected incidents
   int64_t camera_every_ms = 20000;        // mean gap between one camera's background messages; 0 = none
+  // Camera frames (camera_scenes.h) for the cameras with zones: frame_fps a
+  // second each (0 = none), from city time frames_from_ms on.
+  double frame_fps = 0;
+  int64_t frames_from_ms = 0;
 };
 
 // One injected incident, as written to --truth: one JSON object per line,
@@ -103,16 +109,20 @@ struct InjectedIncident {
   std::vector<std::string> sources;
   std::vector<std::string> merged;
   std::vector<std::string> reports;
+  std::string zone;        // camera scene incidents: the zone (or "frame")
   std::string ToJson() const;
 };
 
 // One record for one input topic (named SimulatedReading for history: it may
 // be a reading, a camera detections message or a report).
 struct SimulatedReading {
-  std::string topic;   // the config's sensors, camera_detections or reports topic
+  std::string topic;   // the config's sensors, camera_detections, reports or camera_frames topic
   std::string key;     // device id, camera id or report id
-  std::string value;   // JSON per CONTRACT.md
+  std::string value;   // JSON per CONTRACT.md; empty for a frame (the caller renders it)
   int64_t ts_ms = 0;
+  // A camera frame: the scene events on view, for the renderer.
+  bool frame = false;
+  std::vector<SceneEvent> scene;
 };
 
 class Simulator {

@@ -29,11 +29,12 @@ constexpr char kOutbox[] = "outbox";
 constexpr char kOffsets[] = "offsets";
 constexpr char kState[] = "state";
 constexpr char kMeta[] = "meta";
+constexpr char kSnapshots[] = "snapshots";
 constexpr char kSchemaVersionKey[] = "schema_version";
 
 // Index of each of our column families in Impl::handles / Rep::cf.
-enum Cf : size_t { kCfCases, kCfAudit, kCfOutbox, kCfOffsets, kCfState, kCfMeta, kCfCount };
-constexpr const char* kCfNames[kCfCount] = {kCases, kAudit, kOutbox, kOffsets, kState, kMeta};
+enum Cf : size_t { kCfCases, kCfAudit, kCfOutbox, kCfOffsets, kCfState, kCfMeta, kCfSnapshots, kCfCount };
+constexpr const char* kCfNames[kCfCount] = {kCases, kAudit, kOutbox, kOffsets, kState, kMeta, kSnapshots};
 
 constexpr uint8_t kOutboxFormatVersion = 1;
 constexpr size_t kBlockCacheBytes = 64u << 20;
@@ -280,6 +281,16 @@ void WriteBatch::DeleteMeta(std::string_view key) {
   CL_ROCKS_CHECK(rep_->batch.Delete(rep_->cf[kCfMeta], ToSlice(key)));
 }
 
+void WriteBatch::PutSnapshot(std::string_view id, std::string_view jpeg) {
+  CL_CHECK(rep_);
+  CL_ROCKS_CHECK(rep_->batch.Put(rep_->cf[kCfSnapshots], ToSlice(id), ToSlice(jpeg)));
+}
+
+void WriteBatch::DeleteSnapshot(std::string_view id) {
+  CL_CHECK(rep_);
+  CL_ROCKS_CHECK(rep_->batch.Delete(rep_->cf[kCfSnapshots], ToSlice(id)));
+}
+
 size_t WriteBatch::count() const { return rep_ ? static_cast<size_t>(rep_->batch.Count()) : 0; }
 
 #undef CL_ROCKS_CHECK
@@ -365,6 +376,11 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::string& name, const std::share
     o.table_properties_collector_factories.emplace_back(
         rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/1024,
                                                       /*deletion_trigger=*/512));
+  }
+  if (name == kSnapshots) {
+    // JPEGs: large values, read rarely (an operator opening a case).
+    o.enable_blob_files = true;
+    o.min_blob_size = 4096;
   }
   if (name == kMeta || name == kOffsets) {
     o.write_buffer_size = 4u << 20;  // tiny, rewritten in place
@@ -557,6 +573,15 @@ Result<std::optional<std::string>> Store::GetState(std::string_view key) const {
 Status Store::ForEachState(std::string_view prefix,
                            const std::function<bool(std::string_view, std::string_view)>& fn) const {
   return impl_->Scan(kCfState, prefix, fn);
+}
+
+Result<std::optional<std::string>> Store::GetSnapshot(std::string_view id) const {
+  return impl_->Get(kCfSnapshots, id);
+}
+
+Status Store::ForEachSnapshot(std::string_view prefix,
+                              const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  return impl_->Scan(kCfSnapshots, prefix, fn);
 }
 
 Result<std::optional<std::string>> Store::GetMeta(std::string_view key) const {

@@ -5,6 +5,7 @@
 //   offsets  topic \0 partition -> next offset to read (decimal text)
 //   state    free-form key      -> detector / engine state bytes
 //   meta     key                -> value ("schema_version", counters)
+//   snapshots snapshot id       -> JPEG bytes (camera events; retention by detect/camera)
 // Everything one micro-batch changes goes into one WriteBatch and is written
 // atomically by Write(): state, audit, outbox and input offsets together.
 // A Store is used by one engine thread; reads are safe from other threads.
@@ -61,6 +62,8 @@ class WriteBatch {
   void PutOffset(const TopicPartition& tp, int64_t next_offset);
   void PutState(std::string_view key, std::string_view value);
   void DeleteState(std::string_view key);
+  void PutSnapshot(std::string_view id, std::string_view jpeg);
+  void DeleteSnapshot(std::string_view id);
   void PutMeta(std::string_view key, std::string_view value);
   void DeleteMeta(std::string_view key);
   size_t count() const;  // number of operations
@@ -100,6 +103,9 @@ class Store {
   Result<std::optional<std::string>> GetState(std::string_view key) const;
   Status ForEachState(std::string_view prefix,
                       const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+  Result<std::optional<std::string>> GetSnapshot(std::string_view id) const;
+  Status ForEachSnapshot(std::string_view prefix,
+                         const std::function<bool(std::string_view id, std::string_view jpeg)>& fn) const;
   Result<std::optional<std::string>> GetMeta(std::string_view key) const;
   int schema_version() const;
   const std::string& path() const;

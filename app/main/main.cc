@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
   r->add_flag("--simulate", run.simulate, "Also run the city simulator in this process, in real time");
   r->add_option("--seed", run.seed, "Simulator seed");
   r->add_option("--rate", run.rate, "Simulator readings per second");
+  r->add_option("--camera-fps", run.camera_fps,
+                "Simulator camera frames per second per camera with zones (default camera.fps; 0 = none)");
   r->add_flag("--summary", run.summary, "Print a live summary to stdout every 2 s");
   r->add_flag("--exit-when-caught-up", run.exit_when_caught_up,
               "Exit once all input is consumed and every output delivered (backlog catch-up, tests)");
@@ -75,6 +77,8 @@ int main(int argc, char** argv) {
   s->add_option("--speed", sim.speed, "Paced runs: city time runs this many times faster than the clock, "
                                       "never ahead of it (a --start in the past catches up, then goes on live)");
   s->add_option("--incident-every", sim.incident_every, "Mean city time between injected incidents, e.g. 4m");
+  s->add_option("--camera-fps", sim.camera_fps,
+                "Camera frames per second for each camera with zones (default camera.fps, or 0 with --fast)");
 
   try {
     app.parse(argc, argv);

@@ -250,7 +250,9 @@ TEST(ExampleConfig, HasWhatTheSimulatorAndDetectorsNeed) {
       {"traffic_congestion", "traffic"},   {"device_silent", "city_management"},
       {"device_flapping", "city_management"}, {"exposed_garbage", "city_management"},
       {"road_damage", "municipal"},        {"illegal_parking", "traffic"},
-      {"fire_candidate", "fire"}};
+      {"fire_candidate", "fire"},          {"road_obstacle", "municipal"},
+      {"wrong_way_driving", "traffic"},    {"crowd_gathering", "city_management"},
+      {"zone_intrusion", "city_management"}, {"camera_fault", "city_management"}};
   std::map<std::string, std::string> got;
   for (const auto& cat : c.city.catalogue) {
     got[cat.id] = cat.department;
