@@ -168,6 +168,9 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop, std::a
     // would only be dropped as overload.
     run.sim.frame_fps = args.camera_fps < 0 ? cfg.camera.fps : args.camera_fps;
     run.sim.frames_from_ms = clock.now_ms();
+    // The engine catches up on the past half hour for about a minute, and
+    // frames it reads late are dropped as overload: scenes start after that.
+    run.sim.first_scene_after_ms = 2 * 60000;
     simulator = std::thread([city, run, &clock, &stop, &engine_done] {
       auto r = RunSimulation(city, run, clock, engine_done);
       if (!r.ok() && !stop.load()) spdlog::error("simulator stopped: {}", r.status().ToString());

@@ -137,6 +137,17 @@ struct Device {       // city.devices[]
 // bottom-centre of its box (where it stands).
 using ImagePoint = std::array<double, 2>;        // [x, y]
 using ImagePolygon = std::vector<ImagePoint>;    // at least 3 points
+// [x, y, w, h] of the polygon's bounding box.
+inline std::array<double, 4> BoundingBox(const ImagePolygon& poly) {
+  double x0 = 1, y0 = 1, x1 = 0, y1 = 0;
+  for (const ImagePoint& p : poly) {
+    x0 = p[0] < x0 ? p[0] : x0;
+    y0 = p[1] < y0 ? p[1] : y0;
+    x1 = p[0] > x1 ? p[0] : x1;
+    y1 = p[1] > y1 ? p[1] : y1;
+  }
+  return {x0, y0, x1 - x0, y1 - y0};
+}
 
 // What a zone watches for; each raises signals of a catalogue category
 // (the zone's `category`, else camera.categories.<detector>).

@@ -1483,7 +1483,7 @@ void CheckCameras(Ctx& ctx, const Config& cfg, const std::set<std::string>& cate
       const std::string zp = Index(Join(cp, "zones"), j);
       ids.emplace_back(z.id, zp);
       analysed = analysed || !z.detectors.empty();
-      if (z.detectors.empty() && ctx.Ok(Join(zp, "detectors"))) {
+      if (z.detectors.empty() && ctx.Line(Join(zp, "detectors")) == 0) {
         ctx.Error(Join(zp, "detectors"), ctx.Line(zp), "a zone needs 'detectors', e.g. [stationary]");
       }
       for (ZoneDetector d : z.detectors) {

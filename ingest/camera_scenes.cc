@@ -24,14 +24,8 @@ struct SceneOption {
 };
 
 SceneBox Bounds(const ImagePolygon& poly) {
-  double x0 = 1, y0 = 1, x1 = 0, y1 = 0;
-  for (const ImagePoint& p : poly) {
-    x0 = std::min(x0, p[0]);
-    y0 = std::min(y0, p[1]);
-    x1 = std::max(x1, p[0]);
-    y1 = std::max(y1, p[1]);
-  }
-  return {x0, y0, x1 - x0, y1 - y0};
+  const auto b = BoundingBox(poly);
+  return {b[0], b[1], b[2], b[3]};
 }
 
 // A w x h box centred in b, kept inside it where it fits.
@@ -149,7 +143,10 @@ struct CameraScenes::Impl {
         cam.options.push_back({SceneEventKind::kLensCovered, nullptr, t->second, co.tamper_dwell_ms});
       }
       std::shuffle(cam.options.begin(), cam.options.end(), rng);
-      cam.next_incident_ms = opt.start_ms + opt.first_incident_after_ms + static_cast<int64_t>(cams.size()) * 40 * kSecond;
+      // Scenes start once the camera has been streaming a while (the models
+      // learn the street first), cameras 40 s apart.
+      cam.next_incident_ms = std::max(opt.start_ms, opt.frames_from_ms) + opt.first_incident_after_ms +
+                             static_cast<int64_t>(cams.size()) * 40 * kSecond;
       const size_t index = cams.size();
       cams.push_back(std::move(cam));
       // Cameras tick out of step, as real ones do.

@@ -33,7 +33,7 @@ struct CameraScenesOptions {
   int64_t stop_ms = INT64_MAX;  // first ts not produced
   double fps = 5;               // frames per camera per second of city time; 0 = none
   int64_t frames_from_ms = 0;   // no frames before this (a run catching up skips the past)
-  int64_t first_incident_after_ms = 60000;
+  int64_t first_incident_after_ms = 60000;  // after the first frame
 };
 
 struct FrameTick {

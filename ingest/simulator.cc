@@ -411,6 +411,7 @@ struct Simulator::Impl {
     so.stop_ms = stop_ms;
     so.fps = opt.frame_fps;
     so.frames_from_ms = opt.frames_from_ms;
+    so.first_incident_after_ms = opt.first_scene_after_ms;
     scenes = std::make_unique<CameraScenes>(city, so);
     const double rate = opt.rate > 0 ? opt.rate : 1.0;
     const size_t n = cfg.city.devices.size();

@@ -73,6 +73,7 @@ struct SimulatorOptions {
   // second each (0 = none), from city time frames_from_ms on.
   double frame_fps = 0;
   int64_t frames_from_ms = 0;
+  int64_t first_scene_after_ms = 60000;  // city time from the first frame to the first camera scene
 };
 
 // One injected incident, as written to --truth: one JSON object per line,

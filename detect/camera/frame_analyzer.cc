@@ -18,7 +18,10 @@ namespace cityloop::detect::camera {
 
 namespace {
 
-constexpr int64_t kHogEveryMs = 5000;   // HOG is costly: at most one count per crowd zone this often
+// HOG is costly (tens of ms on a full-size zone): it counts when a crowd is
+// about to be reported, then at most this often while it stays.
+constexpr int64_t kHogRetryMs = 5000;
+constexpr int64_t kHogEveryMs = 30000;
 constexpr int kMovedEvery = 5;          // analysed frames between two phase correlations
 constexpr double kCoveredEntropy = 3.5; // bits (of 6): a normal street scene has over 5
 constexpr double kCoveredStddev = 12;
@@ -123,7 +126,7 @@ struct CameraAnalyzer::Impl {
         t.times = Times(z.dwell_ms.value_or(DefaultDwell(d)));
         t.what = What(d);
         needs_fg = needs_fg || d == ZoneDetector::kIntrusion || d == ZoneDetector::kWrongWay;
-        needs_flow = needs_flow || d == ZoneDetector::kWrongWay || d == ZoneDetector::kCongestion;
+        needs_flow = needs_flow || d == ZoneDetector::kCongestion;
         needs_fire = needs_fire || d == ZoneDetector::kFire;
         zr.checks.push_back(std::move(zc));
       }
@@ -183,6 +186,13 @@ struct CameraAnalyzer::Impl {
     };
     valid = valid_at(analysis_size);
     valid_small = valid_at(small_size);
+    // Dense flow and fire colours only where a zone needs them.
+    flow_roi = fire_roi = cv::Rect();
+    for (const CameraZone& z : camera.zones) {
+      const auto has = [&](ZoneDetector d) { return std::count(z.detectors.begin(), z.detectors.end(), d) > 0; };
+      if (has(ZoneDetector::kCongestion)) flow_roi |= PolygonBounds(z.polygon, analysis_size);
+      if (has(ZoneDetector::kFire)) fire_roi |= PolygonBounds(z.polygon, analysis_size);
+    }
     for (ZoneRuntime& z : zones) {
       cv::bitwise_and(PolygonMask(z.zone->polygon, analysis_size), valid, z.mask);
       cv::bitwise_and(PolygonMask(z.zone->polygon, small_size), valid_small, z.small_mask);
@@ -315,7 +325,8 @@ struct CameraAnalyzer::Impl {
     const int64_t frame_ms = static_cast<int64_t>(1000 / opt.fps);
     const bool near_start = c.track.life.phase() == EventLifecycle::Phase::kPending &&
                             f.ts_ms - c.track.life.start_ms() >= c.track.times.dwell_ms - frame_ms;
-    if (dense && (near_start || c.track.life.active()) && f.ts_ms - c.last_hog_ms >= kHogEveryMs) {
+    const int64_t since_hog = f.ts_ms - c.last_hog_ms;
+    if (dense && ((near_start && since_hog >= kHogRetryMs) || (c.track.life.active() && since_hog >= kHogEveryMs))) {
       c.people = CountPeople(f.jpeg, z.zone->polygon);
       c.last_hog_ms = f.ts_ms;
       c.track.attributes["people"] = std::to_string(c.people);
@@ -499,6 +510,7 @@ struct CameraAnalyzer::Impl {
   bool needs_fg = false, needs_flow = false, needs_fire = false;
   BackgroundModels models;
   cv::Size analysis_size, small_size;
+  cv::Rect flow_roi, fire_roi;
   cv::Mat valid, valid_small;
   std::vector<ZoneRuntime> zones;
   std::vector<Track> tamper;  // TamperNames order
@@ -610,7 +622,7 @@ FrameResult CameraAnalyzer::Impl::Analyze(std::string_view jpeg, int64_t ts, std
     fg_blobs = Blobs(fg);
   }
   if (needs_flow && motion) {
-    models.Flow(f, &flow);
+    models.Flow(f, flow_roi, &flow);
   } else {
     flow = cv::Mat();
   }
@@ -619,7 +631,7 @@ FrameResult CameraAnalyzer::Impl::Analyze(std::string_view jpeg, int64_t ts, std
   cv::bitwise_and(still, valid, still);
   still_blobs = Blobs(still);
   if (needs_fire) {
-    FireColour(f, &fire);
+    FireColour(f, fire_roi, &fire);
     cv::bitwise_and(fire, valid, fire);
   }
   if (warmup_left > 0) {
@@ -633,7 +645,15 @@ FrameResult CameraAnalyzer::Impl::Analyze(std::string_view jpeg, int64_t ts, std
 }
 
 CameraAnalyzer::CameraAnalyzer(const Camera& camera, const CameraOptions& options, int utc_offset_minutes)
-    : impl_(std::make_unique<Impl>(camera, options, utc_offset_minutes)) {}
+    : impl_(std::make_unique<Impl>(camera, options, utc_offset_minutes)) {
+  // Analysis runs on the engine thread: OpenCV's own pool would only make
+  // results depend on scheduling and hide the per-core cost.
+  static const bool sequential = [] {
+    cv::setNumThreads(0);
+    return true;
+  }();
+  (void)sequential;
+}
 CameraAnalyzer::~CameraAnalyzer() = default;
 
 FrameResult CameraAnalyzer::Analyze(std::string_view jpeg, int64_t ts_ms, std::vector<FrameEvent>* events) {

@@ -21,11 +21,6 @@ cv::Mat ToFloat(const cv::Mat& m) {
   return f;
 }
 
-cv::Mat AbsDiffToFloat(const cv::Mat& grey, const cv::Mat& model) {
-  cv::Mat d;
-  cv::absdiff(ToFloat(grey), model, d);
-  return d;
-}
 
 }  // namespace
 
@@ -69,12 +64,15 @@ void BackgroundModels::Foreground(const FrameImages& f, const cv::Mat& valid_sma
 }
 
 void BackgroundModels::Differences(const FrameImages& f, int threshold, cv::Mat* occupied, cv::Mat* still) {
-  cv::Mat from_long, from_short;
+  cv::Mat grey, from_long, from_short, d;
+  f.grey.convertTo(grey, CV_32F);
   // Objects stand out from the settled background by less than motion does
   // from its running average; two thirds of the motion threshold is still
   // far above sensor noise.
-  cv::threshold(AbsDiffToFloat(f.grey, long_bg_), from_long, threshold * 2 / 3.0, 255, cv::THRESH_BINARY);
-  cv::threshold(AbsDiffToFloat(f.grey, short_bg_), from_short, threshold / 2.0, 255, cv::THRESH_BINARY_INV);
+  cv::absdiff(grey, long_bg_, d);
+  cv::threshold(d, from_long, threshold * 2 / 3.0, 255, cv::THRESH_BINARY);
+  cv::absdiff(grey, short_bg_, d);
+  cv::threshold(d, from_short, threshold / 2.0, 255, cv::THRESH_BINARY_INV);
   from_long.convertTo(*occupied, CV_8U);
   cv::Mat settled;
   from_short.convertTo(settled, CV_8U);
@@ -105,12 +103,16 @@ void BackgroundModels::Learn(const FrameImages& f, const cv::Mat& occupied, cons
 
 void BackgroundModels::Forget(const FrameImages& f, const cv::Mat& mask) { ToFloat(f.grey).copyTo(long_bg_, mask); }
 
-void BackgroundModels::Flow(const FrameImages& f, cv::Mat* flow) {
-  if (prev_grey_.empty() || prev_grey_.size() != f.grey.size()) {
+void BackgroundModels::Flow(const FrameImages& f, const cv::Rect& roi, cv::Mat* flow) {
+  if (prev_grey_.empty() || prev_grey_.size() != f.grey.size() || roi.area() == 0) {
     *flow = cv::Mat();
     return;
   }
-  dis_->calc(prev_grey_, f.grey, *flow);
+  cv::Mat part;
+  dis_->calc(prev_grey_(roi), f.grey(roi), part);
+  flow->create(f.grey.size(), CV_32FC2);
+  flow->setTo(cv::Scalar::all(0));
+  part.copyTo((*flow)(roi));
 }
 
 void BackgroundModels::RememberFrame(const FrameImages& f) {
@@ -156,15 +158,10 @@ cv::Mat PolygonMask(const ImagePolygon& poly, cv::Size size) {
 }
 
 cv::Rect PolygonBounds(const ImagePolygon& poly, cv::Size size) {
-  double x0 = 1, y0 = 1, x1 = 0, y1 = 0;
-  for (const ImagePoint& p : poly) {
-    x0 = std::min(x0, p[0]);
-    y0 = std::min(y0, p[1]);
-    x1 = std::max(x1, p[0]);
-    y1 = std::max(y1, p[1]);
-  }
-  const cv::Rect r(cv::Point(static_cast<int>(x0 * size.width), static_cast<int>(y0 * size.height)),
-                   cv::Point(static_cast<int>(std::ceil(x1 * size.width)), static_cast<int>(std::ceil(y1 * size.height))));
+  const auto [x, y, w, h] = BoundingBox(poly);
+  const cv::Rect r(cv::Point(static_cast<int>(x * size.width), static_cast<int>(y * size.height)),
+                   cv::Point(static_cast<int>(std::ceil((x + w) * size.width)),
+                             static_cast<int>(std::ceil((y + h) * size.height))));
   return r & cv::Rect(0, 0, size.width, size.height);
 }
 
@@ -192,9 +189,12 @@ TamperReadings ReadTamper(const FrameImages& f) {
   return t;
 }
 
-void FireColour(const FrameImages& f, cv::Mat* fire) {
+void FireColour(const FrameImages& f, const cv::Rect& roi, cv::Mat* fire) {
+  fire->create(f.colour.size(), CV_8U);
+  fire->setTo(0);
+  if (roi.area() == 0) return;
   cv::Mat ycrcb;
-  cv::cvtColor(f.colour, ycrcb, cv::COLOR_BGR2YCrCb);
+  cv::cvtColor(f.colour(roi), ycrcb, cv::COLOR_BGR2YCrCb);
   std::vector<cv::Mat> ch;
   cv::split(ycrcb, ch);
   const double y_mean = cv::mean(ch[0])[0];
@@ -205,8 +205,9 @@ void FireColour(const FrameImages& f, cv::Mat* fire) {
   cv::subtract(ch[1], ch[2], diff, cv::noArray(), CV_16S);
   cv::compare(diff, 40, red_over_blue, cv::CMP_GE);
   cv::compare(ch[1], 150, strong, cv::CMP_GE);
-  cv::bitwise_and(bright, red_over_blue, *fire);
-  cv::bitwise_and(*fire, strong, *fire);
+  cv::Mat part = (*fire)(roi);
+  cv::bitwise_and(bright, red_over_blue, part);
+  cv::bitwise_and(part, strong, part);
 }
 
 int CountPeople(std::string_view jpeg, const ImagePolygon& zone) {

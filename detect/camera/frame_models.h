@@ -63,9 +63,9 @@ class BackgroundModels {
   // the model remembers is gone).
   void Forget(const FrameImages& f, const cv::Mat& mask);
   const cv::Mat& long_bg() const { return long_bg_; }
-  // Dense flow (DIS, analysis scale, px per frame) from the previous frame;
-  // empty before there is one.
-  void Flow(const FrameImages& f, cv::Mat* flow);
+  // Dense flow (DIS, analysis scale, px per frame) from the previous frame
+  // inside roi (zero elsewhere); empty before there is a previous frame.
+  void Flow(const FrameImages& f, const cv::Rect& roi, cv::Mat* flow);
   void RememberFrame(const FrameImages& f);
   // Camera movement: the shift (small-scale px) between the frame and the
   // long-term background, by phase correlation.
@@ -95,8 +95,9 @@ cv::Rect PolygonBounds(const ImagePolygon& poly, cv::Size size);
 
 TamperReadings ReadTamper(const FrameImages& f);
 
-// Pixels of fire/smoke colour (YCrCb rules), analysis scale.
-void FireColour(const FrameImages& f, cv::Mat* fire);
+// Pixels of fire/smoke colour (YCrCb rules), analysis scale, looked for
+// inside roi only ("brighter than the scene" means than the roi).
+void FireColour(const FrameImages& f, const cv::Rect& roi, cv::Mat* fire);
 
 // People the OpenCV default HOG people detector finds in roi of the
 // full-size frame (decoded again from the JPEG; upscaled so a person of

@@ -44,6 +44,7 @@ city:
     - {id: city_management, name: 城管}
   catalogue:
     - {id: waterlogging, department: drainage, priority: high}
+    - {id: camera_fault, department: city_management}
   devices:
     - {id: wl-1, kind: water_level, lat: 28.171, lon: 112.951}
     - {id: wl-2, kind: water_level, lat: 28.176, lon: 112.956}
@@ -307,6 +308,7 @@ TEST(ExampleConfig, ShowsEveryRuleKind) {
   auto r = LoadConfigFile(ExamplePath());
   ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
   const RulesOptions& rules = r.config->rules;
+  const Config& c = *r.config;
   ASSERT_EQ(rules.rate.size(), 1u);
   EXPECT_EQ(rules.rate[0].direction, ThresholdDirection::kAbove);
   EXPECT_DOUBLE_EQ(rules.rate[0].rate, 0.10);
@@ -326,6 +328,20 @@ TEST(ExampleConfig, ShowsEveryRuleKind) {
   ASSERT_EQ(gas.when.size(), 2u);
   EXPECT_EQ(gas.when[0].rule, "gas-leak");
   EXPECT_EQ(rules.correlation[2].scope, CorrelationScope::kRadius);
+  // Camera zones for every frame detector, against the simulator's street.
+  const Camera* cam34 = nullptr;
+  std::set<ZoneDetector> detectors;
+  for (const auto& cam : c.city.cameras) {
+    if (cam.id == "cam-034") cam34 = &cam;
+    for (const auto& z : cam.zones) detectors.insert(z.detectors.begin(), z.detectors.end());
+  }
+  EXPECT_EQ(detectors, (std::set<ZoneDetector>{ZoneDetector::kStationary, ZoneDetector::kCrowd, ZoneDetector::kFire,
+                                                ZoneDetector::kCongestion, ZoneDetector::kWrongWay}));
+  ASSERT_NE(cam34, nullptr);
+  ASSERT_GE(cam34->zones.size(), 2u);
+  EXPECT_EQ(cam34->zones[0].direction, (ImagePoint{-1, 0}));
+  EXPECT_EQ(c.camera.fps, 5);
+  EXPECT_EQ(c.camera.categories.at("tamper"), "camera_fault");
   ASSERT_EQ(rules.camera.size(), 1u);
   EXPECT_EQ(rules.camera[0].labels, (std::vector<std::string>{"fire", "smoke"}));
   EXPECT_EQ(rules.camera[0].min_detections, 3);
@@ -378,6 +394,17 @@ TEST_P(BadConfig, ReportsOneErrorAtTheRightPlace) {
   EXPECT_EQ(e.key, c.key) << e.ToString();
   EXPECT_EQ(e.line, LineOf(text, c.marker)) << e.ToString();
   EXPECT_NE(e.message.find(c.message), std::string::npos) << e.ToString();
+}
+
+// A cameras list with one zone "kerb" (its detectors line given), to go
+// before units. corner: the polygon's second point; with_category: the zone
+// names waterlogging (else its detectors' default categories apply).
+std::string Cameras(const std::string& detectors, const std::string& corner = "[0.5, 0.1]",
+                    bool with_category = true) {
+  return "  cameras:\n    - id: cam-1\n      lat: 28.171\n      lon: 112.951\n      zones:\n        - id: kerb\n"
+         "          polygon: [[0.1, 0.1], " + corner + ", [0.5, 0.5]]\n          " +
+         (with_category && detectors.find("category") == std::string::npos ? "category: waterlogging\n          " : "") +
+         detectors + "\n  units:\n";
 }
 
 const char* kEastRange = "              rows: [0, 1]\n              cols: [1, 1]";
@@ -476,11 +503,11 @@ INSTANTIATE_TEST_SUITE_P(
                 "rules[1].when[0]", "kind: correlation", "exactly one of 'rule' or 'category'"},
         BadCase{"CameraRuleUnknownCamera", "sla:\n",
                 "  - {id: cam, kind: camera, category: waterlogging, labels: [water], cameras: [cam-9]}\nsla:\n",
-                "rules[1].cameras[0]", "id: cam", "unknown camera 'cam-9'"},
+                "rules[1].cameras[0]", "id: cam, kind", "unknown camera 'cam-9'"},
         BadCase{"CameraZoneOutsideTheFrame", "sla:\n",
                 "  - {id: cam, kind: camera, category: waterlogging, labels: [water], zone: [0.5, 0.5, 0.6, 0.1]}\n"
                 "sla:\n",
-                "rules[1].zone", "id: cam", "outside the frame"},
+                "rules[1].zone", "id: cam, kind", "outside the frame"},
         BadCase{"DuplicateRuleIdAcrossKinds", "sla:\n",
                 "  - {id: road-waterlogging, kind: no_signal, category: waterlogging}\nsla:\n", "rules[1].id",
                 "kind: no_signal", "duplicate rule id 'road-waterlogging'"},
@@ -501,7 +528,24 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"BadUtcOffset", "city:\n", "city:\n  utc_offset: \"8 hours\"\n", "city.utc_offset", "utc_offset",
                 "expected a UTC offset such as \"+08:00\""},
         BadCase{"ReservedSection", "sla:\n", "escalation: {remind_at: 0.5}\nsla:\n", "escalation", "escalation:",
-                "reserved"}),
+                "reserved"},
+        BadCase{"ZoneUnknownDetector", "  units:\n", Cameras("detectors: [parking]"),
+                "city.cameras[0].zones[0].detectors[0]", "parking",
+                "expected one of intrusion, stationary, crowd, congestion, wrong_way, fire, got 'parking'"},
+        BadCase{"ZonePointOutsideTheFrame", "  units:\n", Cameras("detectors: [stationary]", "[1.2, 0.5]"),
+                "city.cameras[0].zones[0].polygon[1]", "polygon:", "within [0, 1]"},
+        BadCase{"ZoneWithoutArea", "  units:\n", Cameras("detectors: [stationary]", "[0.05, 0.05]"),
+                "city.cameras[0].zones[0].polygon", "polygon:", "no area"},
+        BadCase{"ZoneUnknownCategory", "  units:\n", Cameras("detectors: [stationary]\n          category: parking"),
+                "city.cameras[0].zones[0].category", "category: parking", "unknown category 'parking'"},
+        BadCase{"ZoneDetectorCategoryNotInCatalogue", "  units:\n", Cameras("detectors: [crowd]", "[0.5, 0.1]", false),
+                "city.cameras[0].zones[0].detectors", "detectors:", "'crowd_gathering' (camera.categories)"},
+        BadCase{"WrongWayWithoutDirection", "  units:\n", Cameras("detectors: [wrong_way]"),
+                "city.cameras[0].zones[0].direction", "- id: kerb", "needs the lane's 'direction'"},
+        BadCase{"CameraFpsOutOfRange", "sla:\n", "camera: {fps: 0}\nsla:\n", "camera.fps", "camera:",
+                "fps must be within [0.1, 60]"},
+        BadCase{"CameraCategoryOfUnknownDetector", "sla:\n", "camera: {categories: {parking: waterlogging}}\nsla:\n",
+                "camera.categories.parking", "camera:", "unknown detector 'parking'"}),
     [](const ::testing::TestParamInfo<BadCase>& param) { return std::string(param.param.name); });
 
 TEST(Config, ReportsEveryError) {

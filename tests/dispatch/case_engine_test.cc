@@ -102,6 +102,31 @@ TEST_F(CaseEngineTest, SignalsOfOneCategoryInOneCellMergeWithinTheWindow) {
   EXPECT_EQ(engine_.case_count(), 4u);
 }
 
+// A camera event's END follows its START into the START's case, even past
+// the merge window and from another cell; it never opens a case.
+TEST_F(CaseEngineTest, AFollowUpJoinsTheCaseOfTheSignalItFollows) {
+  Signal start = MakeSignal("waterlogging", 0, 0, kT0, "cam-1");
+  engine_.OnSignal(start, &fx_);
+  ASSERT_EQ(engine_.case_count(), 1u);
+  Signal end = MakeSignal("waterlogging", 3, 3, kT0 + 90 * kMin, "cam-1");
+  end.id = start.id + ":end";
+  end.follows = start.id;
+  engine_.OnSignal(end, &fx_);
+  EXPECT_EQ(engine_.case_count(), 1u);
+  const Case* c = engine_.Find("CL-20251128-000001");
+  ASSERT_EQ(c->signals.size(), 2u);
+  EXPECT_EQ(c->signals[1].follows, start.id);
+  engine_.OnSignal(end, &fx_);  // again: applied once
+  EXPECT_EQ(c->signals.size(), 2u);
+  // A follow-up of a signal no open case holds is dropped and counted.
+  Signal orphan = end;
+  orphan.id = "x:end";
+  orphan.follows = "x";
+  engine_.OnSignal(orphan, &fx_);
+  EXPECT_EQ(engine_.case_count(), 1u);
+  EXPECT_EQ(engine_.stats().orphan_followups, 1);
+}
+
 TEST_F(CaseEngineTest, ARepeatedSignalIsAppliedOnce) {
   engine_.OnSignal(MakeSignal("waterlogging", 0, 0, kT0), &fx_);
   const size_t records = fx_.records.size();
