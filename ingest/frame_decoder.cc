@@ -1,5 +1,7 @@
 #include "ingest/frame_decoder.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include "core/time_util.h"
@@ -17,7 +19,12 @@ std::variant<CameraFrame, Rejection> FrameDecoder::Decode(const Message& m, int6
   if (!camera_id || camera_id->empty()) return Rejection{reason::kMissingHeader, "no camera_id header"};
   const std::string* ts = m.header("ts");
   if (!ts || ts->empty()) return Rejection{reason::kMissingHeader, "no ts header (epoch ms)"};
-  if (const std::string* type = m.header("content-type"); type && *type != "image/jpeg") {
+  // MIME types are case-insensitive.
+  const auto is_jpeg = [](const std::string& t) {
+    return t.size() == 10 && std::equal(t.begin(), t.end(), "image/jpeg",
+                                        [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+  };
+  if (const std::string* type = m.header("content-type"); type && !is_jpeg(*type)) {
     return Rejection{reason::kUnsupportedContent, "content-type '" + type->substr(0, 64) + "', expected image/jpeg"};
   }
   if (!city_->FindCamera(*camera_id)) {

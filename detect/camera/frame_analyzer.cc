@@ -288,11 +288,14 @@ struct CameraAnalyzer::Impl {
     int count = 0;
     const int min_px = std::max(4, static_cast<int>(z.zone->min_area * analysis_size.area()));
     const Blob* b = LargestInZone(still_blobs, *z.zone, analysis_size, min_px, &count);
-    if (b && IsGhost(f, models.long_bg(), b->rect)) {
+    cv::Mat blob;
+    if (b) {
+      blob = cv::Mat::zeros(analysis_size, CV_8U);
+      still(b->rect).copyTo(blob(b->rect));
+    }
+    if (b && IsGhost(f, models.long_bg(), blob, b->rect)) {
       // Something the background remembers left: learn the road again.
-      cv::Mat mask = cv::Mat::zeros(analysis_size, CV_8U);
-      still(b->rect).copyTo(mask(b->rect));
-      models.Forget(f, mask);
+      models.Forget(f, blob);
       c.track.attributes["ghosts"] = std::to_string(++ghosts);
       b = nullptr;
     }
@@ -554,13 +557,8 @@ void CameraAnalyzer::Impl::AnalyzeZones(const FrameImages& f, std::vector<FrameE
 }
 
 FrameResult CameraAnalyzer::Impl::Analyze(std::string_view jpeg, int64_t ts, std::vector<FrameEvent>* out) {
-  if (last_seen_ms > 0 && ts <= last_seen_ms) return {FrameOutcome::kSkippedOld, {}, {}};
-  const int64_t min_gap = static_cast<int64_t>(900 / opt.fps);  // 10 % slack for jittery clocks
-  if (last_analysed_ms > 0 && ts - last_analysed_ms < min_gap) {
-    last_seen_ms = ts;
-    dirty = true;
-    return {FrameOutcome::kSkippedRate, {}, {}};
-  }
+  // The structure first (cheap: markers only), so a broken frame is dead-
+  // lettered even when the rate limit would have skipped it.
   int width = 0, height = 0;
   if (!JpegDimensions(jpeg, &width, &height)) {
     return {FrameOutcome::kRejected, "corrupt_jpeg", "not a JPEG: no SOI or frame header"};
@@ -569,6 +567,13 @@ FrameResult CameraAnalyzer::Impl::Analyze(std::string_view jpeg, int64_t ts, std
   while (end > 2 && jpeg[end - 1] == '\0') --end;  // some encoders pad
   if (end < 2 || static_cast<uint8_t>(jpeg[end - 2]) != 0xFF || static_cast<uint8_t>(jpeg[end - 1]) != 0xD9) {
     return {FrameOutcome::kRejected, "truncated_jpeg", "the JPEG ends before its EOI marker"};
+  }
+  if (last_seen_ms > 0 && ts <= last_seen_ms) return {FrameOutcome::kSkippedOld, {}, {}};
+  const int64_t min_gap = static_cast<int64_t>(900 / opt.fps);  // 10 % slack for jittery clocks
+  if (last_analysed_ms > 0 && ts - last_analysed_ms < min_gap) {
+    last_seen_ms = ts;
+    dirty = true;
+    return {FrameOutcome::kSkippedRate, {}, {}};
   }
   FrameImages f;
   f.jpeg = jpeg;

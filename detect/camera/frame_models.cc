@@ -136,15 +136,24 @@ size_t BackgroundModels::Bytes() const {
   return bytes(motion_avg_) + bytes(short_bg_) + bytes(long_bg_) + bytes(prev_small_) + bytes(prev_grey_) + mog2;
 }
 
-bool IsGhost(const FrameImages& f, const cv::Mat& long_bg, const cv::Rect& box) {
+bool IsGhost(const FrameImages& f, const cv::Mat& long_bg, const cv::Mat& blob, const cv::Rect& box) {
+  // Compare the outline, not the inside: a car's flat body has less texture
+  // than the asphalt it hides, but its outline is an edge in the frame; the
+  // outline of what left is an edge only in the background.
+  const cv::Rect grown = cv::Rect(box.x - 2, box.y - 2, box.width + 4, box.height + 4) & cv::Rect(cv::Point(), f.grey.size());
+  cv::Mat outline;
+  cv::morphologyEx(blob(grown), outline, cv::MORPH_GRADIENT, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 3)));
+  if (cv::countNonZero(outline) == 0) return false;
   const auto edges = [&](const cv::Mat& img) {
-    cv::Mat lap;
-    cv::Laplacian(img, lap, CV_32F);
-    return cv::mean(cv::abs(lap))[0];
+    cv::Mat gx, gy, mag;
+    cv::Sobel(img, gx, CV_32F, 1, 0);
+    cv::Sobel(img, gy, CV_32F, 0, 1);
+    cv::magnitude(gx, gy, mag);
+    return cv::mean(mag, outline)[0];
   };
   cv::Mat bg;
-  long_bg(box).convertTo(bg, CV_8U);
-  return edges(bg) > 1.5 * edges(f.grey(box));
+  long_bg(grown).convertTo(bg, CV_8U);
+  return edges(bg) > 1.5 * edges(f.grey(grown));
 }
 
 cv::Mat PolygonMask(const ImagePolygon& poly, cv::Size size) {

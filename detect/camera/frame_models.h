@@ -85,9 +85,10 @@ class BackgroundModels {
   int mean_frames_ = 25;
 };
 
-// True when the box holds an object the background remembers but the frame
-// no longer shows (a "ghost"): the edges are in the model, not the frame.
-bool IsGhost(const FrameImages& f, const cv::Mat& long_bg, const cv::Rect& box);
+// True when the blob (a mask, analysis scale; its box given) is an object
+// the background remembers but the frame no longer shows (a "ghost"): its
+// outline is an edge in the model, not in the frame.
+bool IsGhost(const FrameImages& f, const cv::Mat& long_bg, const cv::Mat& blob, const cv::Rect& box);
 
 // Rasterises a normalised polygon into a mask of the given size.
 cv::Mat PolygonMask(const ImagePolygon& poly, cv::Size size);

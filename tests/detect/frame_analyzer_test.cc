@@ -223,6 +223,32 @@ Seen StartOf(const Scene& scene, const std::string& detector, int64_t from, int6
   return starts[0];
 }
 
+// The street's daylight drifts with the clock: a parked car is found
+// whenever it parks (these starts once lost it to the ghost check).
+TEST(FrameAnalyzer, ParkedCarIsFoundWhateverTheTimeOfDay) {
+  for (int64_t base : {int64_t{1796090330000}, int64_t{1796090337300}, int64_t{1796090344600},
+                       int64_t{1796090351900}, kT0 + 3 * 3600 * kSec}) {
+    SCOPED_TRACE(base);
+    Scene scene("square", 0);
+    const int64_t parked = base + 20 * kSec;
+    scene.Add(SceneEventKind::kParkedCar, {0.08, 0.75, 0.14, 0.10}, parked, parked + 5 * kMin);
+    scene.Run(base, parked + 50 * kSec);
+    StartOf(scene, "stationary", parked + 30 * kSec, parked + 44 * kSec);
+  }
+}
+
+// A car parked since before the camera started is learnt as background;
+// when it leaves, the road it uncovers is no new object. (This scene stays
+// quiet even without the ghost check; ParkedCarIsFoundWhateverTheTimeOfDay
+// is what guards the check against eating real objects.)
+TEST(FrameAnalyzer, TheGapALongParkedCarLeavesIsNoObject) {
+  Scene scene("square");
+  const int64_t leaves = kT0 + 40 * kSec;
+  scene.Add(SceneEventKind::kParkedCar, {0.08, 0.75, 0.14, 0.10}, kT0 - 10 * kMin, leaves);
+  scene.Run(kT0, leaves + 2 * kMin);
+  EXPECT_TRUE(scene.Of("stationary", K::kStart).empty()) << scene.Describe();
+}
+
 TEST(FrameAnalyzer, CrowdGatheringInThePlaza) {
   Scene scene("square");
   const int64_t forms = kT0 + 20 * kSec;
@@ -360,6 +386,11 @@ TEST(FrameAnalyzer, RateLimitAndOrder) {
   EXPECT_EQ(analysed, 10) << "5 fps of 25";
   EXPECT_EQ(skipped, 40);
   EXPECT_EQ(scene.Frame(kT0, scene.Jpeg(kT0)).outcome, FrameOutcome::kSkippedOld);
+  // A broken frame is dead-lettered even where the rate would skip it.
+  const std::string jpeg = scene.Jpeg(kT0 + 2 * kSec);
+  const FrameResult broken = scene.Frame(kT0 + 2 * kSec, jpeg.substr(0, jpeg.size() - 100));
+  EXPECT_EQ(broken.outcome, FrameOutcome::kRejected);
+  EXPECT_EQ(broken.reason, "truncated_jpeg");
 }
 
 TEST(FrameAnalyzer, BadJpegsAreRejectedWithAReason) {
