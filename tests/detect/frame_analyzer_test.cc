@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -14,6 +16,7 @@
 #include "core/camera_scene.h"
 #include "core/city.h"
 #include "core/config.h"
+#include "detect/camera/camera_analytics.h"
 #include "detect/camera/scene_renderer.h"
 
 namespace cityloop::detect::camera {
@@ -67,6 +70,16 @@ constexpr const char* kCity = R"(city:
           schedule: [0, 1]
       masks:
         - [[0.0, 0.0], [0.32, 0.0], [0.32, 0.06], [0.0, 0.06]]
+    - id: yard
+      lat: 28.171
+      lon: 112.951
+      zones:
+        - id: footway
+          polygon: [[0.0, 0.86], [1.0, 0.86], [1.0, 1.0], [0.0, 1.0]]
+          detectors: [intrusion]
+          category: zone_intrusion
+          schedule: [16, 17]
+          dwell: 2s
     - id: street
       lat: 28.171
       lon: 112.951
@@ -94,6 +107,8 @@ constexpr const char* kCity = R"(city:
           detectors: [wrong_way]
           direction: [1, 0]
           min_area: 0.004
+camera:
+  snapshots: {keep: 3}
 )";
 
 std::shared_ptr<const CityModel> TestCity() {
@@ -318,6 +333,49 @@ TEST(FrameAnalyzer, CoveredLensIsTamper) {
   for (const Seen& e : scene.seen()) EXPECT_EQ(e.event.detector.rfind("tamper.", 0), 0u) << scene.Describe();
 }
 
+// People walk along the footway all day; the zone is armed 16-17 h only.
+TEST(FrameAnalyzer, IntrusionInAnArmedZone) {
+  Scene scene("yard");
+  scene.Run(kT0, kT0 + 30 * kSec);  // 16:00 local: armed
+  const auto starts = scene.Of("intrusion", K::kStart);
+  ASSERT_FALSE(starts.empty()) << scene.Describe();
+  EXPECT_EQ(starts[0].event.zone, "footway");
+  EXPECT_EQ(starts[0].event.category, "zone_intrusion");
+  Scene later("yard");
+  later.Run(kT0 + 2 * 3600 * kSec, kT0 + 2 * 3600 * kSec + 30 * kSec);  // 18:00: not armed
+  EXPECT_TRUE(later.seen().empty()) << later.Describe();
+}
+
+// The test decodes, alters and re-encodes rendered frames: what a blurred
+// lens or a knocked camera sends.
+std::string Altered(const std::string& jpeg, const std::function<void(cv::Mat&)>& alter) {
+  cv::Mat img = cv::imdecode(cv::Mat(1, static_cast<int>(jpeg.size()), CV_8U, const_cast<char*>(jpeg.data())),
+                             cv::IMREAD_COLOR);
+  alter(img);
+  std::vector<uchar> out;
+  cv::imencode(".jpg", img, out, {cv::IMWRITE_JPEG_QUALITY, 80});
+  return std::string(out.begin(), out.end());
+}
+
+TEST(FrameAnalyzer, DefocusedAndMovedCamerasAreTamper) {
+  Scene blurred("square");
+  blurred.Run(kT0, kT0 + 20 * kSec);
+  for (int64_t t = kT0 + 20 * kSec; t < kT0 + 40 * kSec; t += 200) {
+    blurred.Frame(t, Altered(blurred.Jpeg(t), [](cv::Mat& m) { cv::GaussianBlur(m, m, cv::Size(0, 0), 6); }));
+  }
+  StartOf(blurred, "tamper.defocused", kT0 + 30 * kSec, kT0 + 32 * kSec);
+
+  Scene moved("square");
+  moved.Run(kT0, kT0 + 20 * kSec);
+  const cv::Mat shift = (cv::Mat_<double>(2, 3) << 1, 0, 60, 0, 1, 25);  // knocked: 60 px right, 25 px down
+  for (int64_t t = kT0 + 20 * kSec; t < kT0 + 40 * kSec; t += 200) {
+    moved.Frame(t, Altered(moved.Jpeg(t), [&](cv::Mat& m) {
+      cv::warpAffine(m, m, shift, m.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+    }));
+  }
+  StartOf(moved, "tamper.moved", kT0 + 30 * kSec, kT0 + 33 * kSec);
+}
+
 TEST(FrameAnalyzer, FrozenFeedAndSilentCamera) {
   Scene scene("square");
   scene.Run(kT0, kT0 + 10 * kSec);
@@ -426,6 +484,52 @@ TEST(JpegDimensions, ReadsTheFrameHeader) {
   EXPECT_EQ(h, 200);
   EXPECT_FALSE(JpegDimensions(jpeg.substr(0, 20), &w, &h));
   EXPECT_FALSE(JpegDimensions("\xff\xd8\xff\xd9", &w, &h));
+}
+
+// Snapshots of every START and END (and their annotated copies) go to the
+// store; beyond camera.snapshots.keep per camera the oldest are dropped, and
+// the index survives a restart.
+TEST(CameraAnalytics, SnapshotsAreKeptUpToTheLimitAcrossARestart) {
+  const auto city = TestCity();
+  SceneSpec spec;
+  spec.camera_id = "square";
+  spec.seed = 7;
+  const SceneRenderer renderer(spec);
+  const std::vector<SceneEvent> covers = {{SceneEventKind::kLensCovered, {0, 0, 1, 1}, kT0 + 20 * kSec, kT0 + 35 * kSec},
+                                          {SceneEventKind::kLensCovered, {0, 0, 1, 1}, kT0 + 70 * kSec, kT0 + 85 * kSec}};
+  auto analytics = std::make_unique<CameraAnalytics>(city);
+  std::vector<Signal> signals;
+  const auto feed = [&](int64_t from, int64_t to) {
+    for (int64_t t = from; t < to; t += 200) {
+      const std::string jpeg = renderer.RenderJpeg(t, covers);
+      CameraFrame f{"square", t, jpeg, {"city.camera.frames", 0, t}, t};
+      analytics->OnFrame(f, 0, &signals);
+    }
+  };
+  feed(kT0, kT0 + 60 * kSec);  // the first cover: START and END, two snapshots each
+  std::vector<std::string> stored;
+  for (const auto& snap : analytics->TakeSnapshots()) stored.push_back(snap.id);
+  ASSERT_EQ(stored.size(), 4u);
+  std::vector<std::string> dropped = analytics->TakeDroppedSnapshots();
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0], stored[0]) << "the oldest goes first";
+  ASSERT_FALSE(signals.empty());
+  EXPECT_EQ(signals[0].attributes.at("snapshot"), stored[0]);
+  EXPECT_EQ(signals[0].attributes.at("snapshot_annotated"), stored[1]);
+
+  // Restart from the state; the second cover's snapshots push out the rest.
+  std::vector<StateEntry> state;
+  analytics->TakeDirty(&state);
+  analytics = std::make_unique<CameraAnalytics>(city);
+  for (const auto& e : state) {
+    if (e.value) analytics->Restore(e.key, *e.value);
+  }
+  feed(kT0 + 60 * kSec, kT0 + 110 * kSec);
+  const auto fresh = analytics->TakeSnapshots();
+  ASSERT_EQ(fresh.size(), 4u);
+  dropped = analytics->TakeDroppedSnapshots();
+  EXPECT_EQ(dropped, (std::vector<std::string>{stored[1], stored[2], stored[3], fresh[0].id}))
+      << "seven known, three kept: the newest";
 }
 
 }  // namespace
