@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "core/camera_scene.h"
+#include "bench/bench_util.h"
 #include "core/city.h"
 #include "core/config.h"
 #include "detect/camera/frame_analyzer.h"
@@ -74,19 +75,11 @@ struct Flags {
   std::string config = "deploy/cityloop.example.yaml";
 };
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "camera_bench: %s\n", what.c_str());
-  std::exit(2);
-}
+[[noreturn]] void Fail(const std::string& what) { bench::Fail("camera_bench", what); }
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) Fail("missing value for " + a);
-      return argv[++i];
-    };
+  bench::ForEachFlag("camera_bench", argc, argv, [&](const std::string& a, auto value) {
     if (a == "--frames") f.frames = std::stoi(value());
     else if (a == "--passes") f.passes = std::stoi(value());
     else if (a == "--seed") f.seed = std::stoull(value());
@@ -94,18 +87,14 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--feed") f.feed = std::stoi(value());
     else if (a == "--no-split") f.split = false;
     else if (a == "--config") f.config = value();
-    else Fail("unknown flag " + a + " (see the header of bench/camera_bench.cc)");
-  }
+    else return false;
+    return true;
+  });
   if (f.frames < 1 || f.passes < 1 || f.analyzers < 1 || f.feed < 1) Fail("counts must be positive");
   return f;
 }
 
-double RssMiB() {
-  std::ifstream statm("/proc/self/statm");
-  long pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
-}
+using bench::RssMiB;
 
 using Clock = std::chrono::steady_clock;
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }

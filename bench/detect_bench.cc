@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "core/city.h"
 #include "core/config.h"
 #include "detect/rule_set.h"
@@ -44,36 +45,24 @@ struct Flags {
   std::string config = "deploy/cityloop.example.yaml";
 };
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "detect_bench: %s\n", what.c_str());
-  std::exit(2);
-}
+[[noreturn]] void Fail(const std::string& what) { bench::Fail("detect_bench", what); }
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) Fail("missing value for " + a);
-      return argv[++i];
-    };
+  bench::ForEachFlag("detect_bench", argc, argv, [&](const std::string& a, auto value) {
     if (a == "--devices") f.devices = std::stoi(value());
     else if (a == "--messages") f.messages = std::stoll(value());
     else if (a == "--passes") f.passes = std::stoi(value());
     else if (a == "--seed") f.seed = std::stoull(value());
     else if (a == "--config") f.config = value();
-    else Fail("unknown flag " + a + " (see the header of bench/detect_bench.cc)");
-  }
+    else return false;
+    return true;
+  });
   if (f.devices < 1 || f.messages < 1 || f.passes < 1) Fail("counts must be positive");
   return f;
 }
 
-double RssMiB() {
-  std::ifstream statm("/proc/self/statm");
-  long pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
-}
+using bench::RssMiB;
 
 // The example config with its devices replaced by n generated ones.
 std::shared_ptr<const CityModel> BenchCity(const Flags& flags) {
