@@ -445,6 +445,10 @@ struct CameraOptions {
   bool operator==(const CameraOptions&) const = default;
 };
 
+// A zone's category for a detector: its own, else camera.categories.<detector>
+// (empty when neither names one).
+std::string ZoneCategory(const CameraZone& zone, const CameraOptions& options, const char* detector);
+
 struct ApiOptions {
   std::string listen = "127.0.0.1:8080";       // api.listen
   bool operator==(const ApiOptions&) const = default;

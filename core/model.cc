@@ -38,6 +38,12 @@ const char* ZoneDetectorName(ZoneDetector d) {
   return "intrusion";
 }
 
+std::string ZoneCategory(const CameraZone& zone, const CameraOptions& options, const char* detector) {
+  if (!zone.category.empty()) return zone.category;
+  auto it = options.categories.find(detector);
+  return it == options.categories.end() ? std::string() : it->second;
+}
+
 const char* CorrelationScopeName(CorrelationScope s) {
   switch (s) {
     case CorrelationScope::kCell: return "cell";

@@ -116,7 +116,7 @@ struct CameraScenes::Impl {
       if (!cam.cell) continue;
       for (const CameraZone& z : camera.zones) {
         for (ZoneDetector d : z.detectors) {
-          const std::string cat = !z.category.empty() ? z.category : co.categories.count(ZoneDetectorName(d)) ? co.categories.at(ZoneDetectorName(d)) : "";
+          const std::string cat = ZoneCategory(z, co, ZoneDetectorName(d));
           if (cat.empty() || !city->FindCategory(cat)) continue;
           switch (d) {
             case ZoneDetector::kStationary:

@@ -100,8 +100,8 @@ struct ZoneCheck {
 
 struct ZoneRuntime {
   const CameraZone* zone = nullptr;
-  cv::Mat mask, small_mask;     // inside the zone and not masked
-  int pixels = 1, small_pixels = 1;
+  cv::Mat mask;                 // inside the zone and not masked
+  int pixels = 1;
   std::vector<ZoneCheck> checks;
 };
 
@@ -195,9 +195,7 @@ struct CameraAnalyzer::Impl {
     }
     for (ZoneRuntime& z : zones) {
       cv::bitwise_and(PolygonMask(z.zone->polygon, analysis_size), valid, z.mask);
-      cv::bitwise_and(PolygonMask(z.zone->polygon, small_size), valid_small, z.small_mask);
       z.pixels = std::max(1, cv::countNonZero(z.mask));
-      z.small_pixels = std::max(1, cv::countNonZero(z.small_mask));
       for (ZoneCheck& c : z.checks) {
         if (!c.tpl.empty() && (c.tpl_box & cv::Rect(cv::Point(), size)) != c.tpl_box) c.tpl.release();
         c.prev_fire.release();
@@ -806,7 +804,7 @@ size_t CameraAnalyzer::MemoryBytes() const {
   const auto track = [](const Track& t) { return t.best_jpeg.capacity() + t.last_jpeg.capacity(); };
   for (const Track& t : m.tamper) n += track(t);
   for (const ZoneRuntime& z : m.zones) {
-    n += bytes(z.mask) + bytes(z.small_mask);
+    n += bytes(z.mask);
     for (const ZoneCheck& c : z.checks) n += track(c.track) + bytes(c.tpl) + bytes(c.prev_fire);
   }
   return n;

@@ -30,7 +30,6 @@ void BackgroundModels::Reset(const FrameImages& f, int mean_frames) {
   short_bg_ = ToFloat(f.grey);
   long_bg_ = short_bg_.clone();
   learnt_ = 1;
-  prev_small_ = f.small.clone();
   prev_grey_ = f.grey.clone();
   mog2_ = cv::createBackgroundSubtractorMOG2(300, 16, false);
   mog2_->setNMixtures(3);
@@ -116,7 +115,6 @@ void BackgroundModels::Flow(const FrameImages& f, const cv::Rect& roi, cv::Mat* 
 }
 
 void BackgroundModels::RememberFrame(const FrameImages& f) {
-  f.small.copyTo(prev_small_);
   f.grey.copyTo(prev_grey_);
 }
 
@@ -132,8 +130,8 @@ double BackgroundModels::MovedShift(const FrameImages& f) {
 size_t BackgroundModels::Bytes() const {
   const auto bytes = [](const cv::Mat& m) { return m.empty() ? size_t{0} : m.total() * m.elemSize(); };
   // MOG2 keeps, per pixel and mixture, a weight, a mean and a variance, plus a mode count.
-  const size_t mog2 = prev_small_.total() * (3 * 3 * sizeof(float) + 1);
-  return bytes(motion_avg_) + bytes(short_bg_) + bytes(long_bg_) + bytes(prev_small_) + bytes(prev_grey_) + mog2;
+  const size_t mog2 = motion_avg_.total() * (3 * 3 * sizeof(float) + 1);
+  return bytes(motion_avg_) + bytes(short_bg_) + bytes(long_bg_) + bytes(prev_grey_) + mog2;
 }
 
 bool IsGhost(const FrameImages& f, const cv::Mat& long_bg, const cv::Mat& blob, const cv::Rect& box) {

@@ -77,7 +77,6 @@ class BackgroundModels {
   cv::Mat motion_avg_;   // small, CV_32F
   cv::Mat short_bg_;     // analysis, CV_32F, follows within a second
   cv::Mat long_bg_;      // analysis, CV_32F, follows over a minute, frozen under objects
-  cv::Mat prev_small_;
   cv::Mat prev_grey_;
   cv::Ptr<cv::BackgroundSubtractorMOG2> mog2_;
   cv::Ptr<cv::DISOpticalFlow> dis_;

@@ -33,10 +33,4 @@ bool ZoneArmed(const CameraZone& zone, int64_t ts_ms, int utc_offset_minutes) {
   return from < to ? (hour >= from && hour < to) : (hour >= from || hour < to);
 }
 
-std::string ZoneCategory(const CameraZone& zone, const CameraOptions& options, const char* detector) {
-  if (!zone.category.empty()) return zone.category;
-  auto it = options.categories.find(detector);
-  return it == options.categories.end() ? std::string() : it->second;
-}
-
 }  // namespace cityloop::detect::camera

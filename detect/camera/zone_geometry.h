@@ -25,7 +25,4 @@ bool CrossesSegment(ImagePoint a, ImagePoint b, ImagePoint p, ImagePoint q);
 // True when the zone is armed at ts_ms (its schedule in local hours).
 bool ZoneArmed(const CameraZone& zone, int64_t ts_ms, int utc_offset_minutes);
 
-// The zone's category: its own, else camera.categories.<detector>.
-std::string ZoneCategory(const CameraZone& zone, const CameraOptions& options, const char* detector);
-
 }  // namespace cityloop::detect::camera
