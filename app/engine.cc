@@ -48,8 +48,8 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
   co.bootstrap = bootstrap;
   co.group_id = cfg.kafka.group_id;
   co.client_id = cfg.kafka.client_id;
-  co.topics = {cfg.kafka.topics.sensors, cfg.kafka.topics.reports, cfg.kafka.topics.camera_detections,
-               cfg.kafka.topics.camera_frames};
+  co.topics = {cfg.kafka.topics.sensors,       cfg.kafka.topics.reports, cfg.kafka.topics.camera_detections,
+               cfg.kafka.topics.camera_frames, cfg.kafka.topics.units,   cfg.kafka.topics.commands};
   co.properties = cfg.kafka.properties;
   storage::Store* st = e->store_.get();
   Engine* self = e.get();

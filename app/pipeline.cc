@@ -37,6 +37,8 @@ Pipeline::Pipeline(std::shared_ptr<const CityModel> city, storage::Store* store,
       report_decoder_(city_),
       detection_decoder_(city_),
       frame_decoder_(city_),
+      unit_decoder_(city_),
+      command_decoder_(city_),
       live_(live),
       rules_(city_, live),
       cases_(city_) {
@@ -58,6 +60,7 @@ Pipeline::Pipeline(std::shared_ptr<const CityModel> city, storage::Store* store,
   camera_recalibrations_ = &metrics_->GetGauge(
       "cityloop_camera_recalibrations", "Light changes that made a camera re-learn its background (since start)");
   for (const char* outcome : {"analysed", "skipped_rate", "skipped_old", "overload", "rejected"}) CountFrame(outcome, 0);
+  open_cases_ = &metrics_->GetGauge("cityloop_cases_open", "Cases not yet closed, invalidated or merged");
 }
 
 // outcome: analysed | skipped_rate (over camera.fps) | skipped_old (out of
@@ -70,6 +73,12 @@ void Pipeline::CountFrame(const char* outcome, int64_t n) {
 Status Pipeline::Restore() {
   size_t restored = 0;
   Status bad;
+  // Units first: restored cases re-assign their units.
+  CL_RETURN_IF_ERROR(store_->ForEachState(dispatch::UnitTracker::kStatePrefix, [&](std::string_view k, std::string_view v) {
+    bad = cases_.units().Restore(k, v);
+    return bad.ok();
+  }));
+  CL_RETURN_IF_ERROR(bad);
   CL_RETURN_IF_ERROR(store_->ForEachCase([&](std::string_view id, std::string_view json) {
     auto c = ParseCaseJson(json);
     if (!c.ok()) {
@@ -211,6 +220,76 @@ void Pipeline::HandleFrame(const ingest::Message& m, int64_t now, std::vector<Si
   accepted_->Inc();
 }
 
+void Pipeline::HandleUnit(const ingest::Message& m, int64_t now, std::vector<Signal>* signals) {
+  auto outcome = unit_decoder_.Decode(m.value, now);
+  if (auto* why = std::get_if<ingest::Rejection>(&outcome)) {
+    DeadLetter(m, *why);
+    return;
+  }
+  UnitUpdate& u = std::get<UnitUpdate>(outcome);
+  u.input = {m.topic, m.partition, m.offset};
+  u.ingest_ms = now;
+  rules_.Observe(u.input, u.ts_ms, now, signals);  // applied even when late: the tracker orders by event time
+  const std::string why = cases_.OnUnitUpdate(u, &effects_);
+  if (why == "unknown_unit" || why == "department_mismatch") {
+    DeadLetter(m, {why, why == "unknown_unit" ? "no unit " + u.unit_id + " in city.units"
+                                              : "unit " + u.unit_id + " is not of department " + u.department});
+    return;
+  }
+  metrics_->GetCounter("cityloop_unit_updates_total", "city.units reports by outcome",
+                       {{"outcome", why.empty() ? "applied" : why}})
+      .Inc();
+  accepted_->Inc();
+}
+
+void Pipeline::HandleCommand(const ingest::Message& m, int64_t now, std::vector<Signal>* signals) {
+  auto outcome = command_decoder_.Decode(m.value, now);
+  if (auto* why = std::get_if<ingest::Rejection>(&outcome)) {
+    DeadLetter(m, *why);
+    return;
+  }
+  Command& cmd = std::get<Command>(outcome);
+  cmd.input = {m.topic, m.partition, m.offset};
+  cmd.ingest_ms = now;
+  // Operator actions always apply, in log order, however late their time.
+  rules_.Observe(cmd.input, cmd.ts_ms, now, signals);
+  const std::string rejected = cases_.OnCommand(cmd, &effects_);
+  metrics_->GetCounter("cityloop_commands_total", "Operator commands by action and outcome (rejected: by reason)",
+                       {{"action", CaseActionName(cmd.action)}, {"outcome", rejected.empty() ? "applied" : "rejected"},
+                        {"reason", rejected}})
+      .Inc();
+  accepted_->Inc();
+}
+
+void Pipeline::AfterInput(const std::vector<Signal>& signals) {
+  ToCases(signals);
+  recoveries_.clear();
+  rules_.TakeRecoveries(&recoveries_);
+  for (const Recovery& r : recoveries_) cases_.OnRecovery(r, &effects_);
+  cases_.AdvanceTo(rules_.time().MaxWatermark(), &effects_);
+}
+
+void Pipeline::PublishCaseStats() {
+  const dispatch::CaseEngineStats& s = cases_.stats();
+  auto publish = [&](const char* name, const char* help, int64_t now, int64_t& was) {
+    if (now != was) metrics_->GetCounter(name, help).Inc(now - was);
+    was = now;
+  };
+  publish("cityloop_sla_warnings_total", "SLA yellow lights and unit lateness warnings (city.case.sla_warning)",
+          s.sla_warnings, published_.sla_warnings);
+  publish("cityloop_sla_breaches_total", "SLA red lights (city.case.sla_breached)", s.sla_breaches,
+          published_.sla_breaches);
+  publish("cityloop_escalations_total", "Escalations (reminder, supervision, escalation, forced)", s.escalations,
+          published_.escalations);
+  publish("cityloop_dispatch_ping_pong_total", "Cases returned back and forth between the same two departments",
+          s.ping_pongs, published_.ping_pongs);
+  publish("cityloop_cases_auto_verified_total", "Cases closed by sensor-backed verification", s.auto_verified,
+          published_.auto_verified);
+  publish("cityloop_cases_relapsed_total", "Sensor-verified cases reopened by a relapse", s.relapses,
+          published_.relapses);
+  open_cases_->Set(static_cast<double>(cases_.open_count()));
+}
+
 void Pipeline::ToCases(const std::vector<Signal>& signals) {
   for (const Signal& s : signals) {
     metrics_->GetCounter("cityloop_signals_total", "Signals raised by detectors", {{"source", SignalSourceName(s.source)}})
@@ -256,10 +335,14 @@ Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult*
       HandleDetections(m, now, &signals);
     } else if (m.topic == topics.camera_frames) {
       HandleFrame(m, now, &signals);
+    } else if (m.topic == topics.units) {
+      HandleUnit(m, now, &signals);
+    } else if (m.topic == topics.commands) {
+      HandleCommand(m, now, &signals);
     } else {
       DeadLetter(m, {"unsupported_topic", "this engine does not consume " + m.topic + " yet"});
     }
-    ToCases(signals);
+    AfterInput(signals);
   }
   CL_RETURN_IF_ERROR(Commit(next_offsets, result));
   batch_ms_->Observe(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
@@ -273,8 +356,9 @@ Status Pipeline::Tick(BatchResult* result) {
   effects_.Clear();
   std::vector<Signal> signals;
   rules_.Tick(clock_.now_ms(), &signals);
-  if (signals.empty()) return Status::Ok();  // moved watermarks are persisted with the next batch
-  ToCases(signals);
+  AfterInput(signals);
+  // Moved watermarks alone are persisted with the next batch.
+  if (signals.empty() && effects_.changed_cases.empty() && effects_.records.empty()) return Status::Ok();
   return Commit({}, result);
 }
 
@@ -328,6 +412,10 @@ Status Pipeline::Commit(const std::map<storage::TopicPartition, int64_t>& next_o
   }
   camera_memory_->Set(static_cast<double>(cameras.MemoryBytes()));
   camera_recalibrations_->Set(static_cast<double>(cameras.recalibrations()));
+  unit_state_.clear();
+  cases_.units().TakeDirty(&unit_state_);
+  for (const auto& [k, v] : unit_state_) wb.PutState(k, v);
+  PublishCaseStats();
   for (const auto& [device, r] : device_latest_) wb.PutState(std::string(kDevicePrefix) + device, DeviceLatestJson(r));
   for (const auto& [tp, next] : next_offsets) wb.PutOffset(tp, next);
   wb.PutMeta(kMetaCaseSeq, std::to_string(cases_.next_case_number()));

@@ -21,10 +21,12 @@
 #include "detect/rule_set.h"
 #include "dispatch/case_engine.h"
 #include "ingest/kafka.h"
+#include "ingest/command_decoder.h"
 #include "ingest/detection_decoder.h"
 #include "ingest/frame_decoder.h"
 #include "ingest/report_decoder.h"
 #include "ingest/sensor_decoder.h"
+#include "ingest/unit_decoder.h"
 #include "storage/store.h"
 
 namespace cityloop::app {
@@ -65,6 +67,12 @@ class Pipeline {
   void HandleReport(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
   void HandleDetections(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
   void HandleFrame(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
+  void HandleUnit(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
+  void HandleCommand(const ingest::Message& m, int64_t now_ms, std::vector<Signal>* signals);
+  // After each input: signals to cases, ended alarms, then what falls due by the watermark.
+  void AfterInput(const std::vector<Signal>& signals);
+  // Moves the case engine's counters into /metrics.
+  void PublishCaseStats();
   void CountFrame(const char* outcome, int64_t n);
   // Counts and, when dropped, dead-letters an input that came too late.
   bool Admitted(detect::Admission a, const ingest::Message& m, int64_t ts_ms);
@@ -83,6 +91,8 @@ class Pipeline {
   ingest::ReportDecoder report_decoder_;
   ingest::DetectionDecoder detection_decoder_;
   ingest::FrameDecoder frame_decoder_;
+  ingest::UnitDecoder unit_decoder_;
+  ingest::CommandDecoder command_decoder_;
   bool live_;
   detect::RuleSet rules_;
   dispatch::CaseEngine cases_;
@@ -93,6 +103,9 @@ class Pipeline {
   std::unordered_map<std::string, Reading> device_latest_;  // device id -> newest reading of the batch
   dispatch::Effects effects_;
   std::vector<detect::StateEntry> state_;
+  std::vector<Recovery> recoveries_;
+  std::vector<std::pair<std::string, std::string>> unit_state_;
+  dispatch::CaseEngineStats published_;  // case stats already counted in /metrics
 
   Counter* messages_;
   Counter* accepted_;
@@ -105,6 +118,7 @@ class Pipeline {
   Counter* snapshots_deleted_;
   Gauge* camera_memory_;
   Gauge* camera_recalibrations_;
+  Gauge* open_cases_;
 };
 
 }  // namespace cityloop::app

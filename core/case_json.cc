@@ -65,34 +65,123 @@ Result<Signal> SignalFromJson(const json& j) {
   }
 }
 
-json CaseToJson(const Case& c) {
-  json signals = json::array();
-  for (const auto& s : c.signals) signals.push_back(SignalToJson(s));
-  return json{{"id", c.id},
-              {"category", c.category},
-              {"category_code", c.category_code},
-              {"priority", PriorityName(c.priority)},
-              {"status", CaseStatusName(c.status)},
-              {"cell", c.cell},
-              {"grid", c.cell_code},
-              {"district", c.district},
-              {"street", c.street},
-              {"community", c.community},
-              {"department", c.department},
-              {"lat", c.position.lat},
-              {"lon", c.position.lon},
-              {"recommended_unit", c.recommended_unit},
-              {"first_event", c.first_event_ms},
-              {"first_ingest", c.first_ingest_ms},
-              {"registered", c.registered_ms},
-              {"dispatched", c.dispatched_ms},
-              {"last_signal", c.last_signal_ms},
-              {"ack_deadline", c.ack_deadline_ms},
-              {"handle_deadline", c.handle_deadline_ms},
-              {"event_seq", c.event_seq},
-              {"merged_into", c.merged_into},
-              {"absorbed", c.absorbed},
-              {"signals", std::move(signals)}};
+namespace {
+
+json ClockToJson(const SlaClock& k) {
+  if (k.started_ms == 0) return nullptr;
+  return json{{"started", k.started_ms}, {"limit", k.limit_ms},     {"warn", k.warn_ms},
+              {"deadline", k.deadline_ms}, {"stopped", k.stopped_ms}, {"paused_total", k.paused_total_ms},
+              {"working", k.working_time},
+              {"light", SlaLightName(k.light)}, {"escalations", k.escalations}};
+}
+
+SlaClock ClockFromJson(const json& j) {
+  SlaClock k;
+  if (!j.is_object()) return k;
+  k.started_ms = j.value("started", int64_t{0});
+  k.limit_ms = j.value("limit", int64_t{0});
+  k.warn_ms = j.value("warn", int64_t{0});
+  k.deadline_ms = j.value("deadline", int64_t{0});
+  k.stopped_ms = j.value("stopped", int64_t{0});
+  k.paused_total_ms = j.value("paused_total", int64_t{0});
+  k.working_time = j.value("working", false);
+  const std::string light = j.value("light", "green");
+  k.light = light == "red" ? SlaLight::kRed : light == "yellow" ? SlaLight::kYellow : SlaLight::kGreen;
+  k.escalations = j.value("escalations", uint8_t{0});
+  return k;
+}
+
+json TaskToJson(const Task& t) {
+  return json{{"department", t.department},
+              {"lead", t.lead},
+              {"status", TaskStatusName(t.status)},
+              {"unit", t.unit},
+              {"dispatched", t.dispatched_ms},
+              {"acknowledged", t.acknowledged_ms},
+              {"enroute", t.enroute_ms},
+              {"arrived", t.arrived_ms},
+              {"handled", t.handled_ms},
+              {"acknowledge_clock", ClockToJson(t.acknowledge)},
+              {"arrive_clock", ClockToJson(t.arrive)},
+              {"handle_clock", ClockToJson(t.handle)},
+              {"extensions", t.extensions},
+              {"late_warned", t.late_warned}};
+}
+
+Task TaskFromJson(const json& j) {
+  Task t;
+  t.department = j.at("department").get<std::string>();
+  t.lead = j.value("lead", true);
+  t.status = ParseTaskStatus(j.value("status", "dispatched")).value_or(TaskStatus::kDispatched);
+  t.unit = j.value("unit", "");
+  t.dispatched_ms = j.value("dispatched", int64_t{0});
+  t.acknowledged_ms = j.value("acknowledged", int64_t{0});
+  t.enroute_ms = j.value("enroute", int64_t{0});
+  t.arrived_ms = j.value("arrived", int64_t{0});
+  t.handled_ms = j.value("handled", int64_t{0});
+  t.acknowledge = ClockFromJson(j.value("acknowledge_clock", json()));
+  t.arrive = ClockFromJson(j.value("arrive_clock", json()));
+  t.handle = ClockFromJson(j.value("handle_clock", json()));
+  t.extensions = j.value("extensions", uint8_t{0});
+  t.late_warned = j.value("late_warned", false);
+  return t;
+}
+
+}  // namespace
+
+json CaseToJson(const Case& c, bool with_signals) {
+  json tasks = json::array();
+  for (const Task& t : c.tasks) tasks.push_back(TaskToJson(t));
+  json j{{"id", c.id},
+         {"category", c.category},
+         {"category_code", c.category_code},
+         {"priority", PriorityName(c.priority)},
+         {"status", CaseStatusName(c.status)},
+         {"cell", c.cell},
+         {"grid", c.cell_code},
+         {"district", c.district},
+         {"street", c.street},
+         {"community", c.community},
+         {"department", c.department},
+         {"lat", c.position.lat},
+         {"lon", c.position.lon},
+         {"recommended_unit", c.recommended_unit},
+         {"first_event", c.first_event_ms},
+         {"first_ingest", c.first_ingest_ms},
+         {"registered", c.registered_ms},
+         {"dispatched", c.dispatched_ms},
+         {"handled", c.handled_ms},
+         {"verified", c.verified_ms},
+         {"closed", c.closed_ms},
+         {"reopened", c.reopened_ms},
+         {"invalidated", c.invalidated_ms},
+         {"last_signal", c.last_signal_ms},
+         {"updated", c.updated_ms},
+         {"tasks", std::move(tasks)},
+         {"verify_clock", ClockToJson(c.verify)},
+         {"close_clock", ClockToJson(c.close)},
+         {"resume_to", CaseStatusName(c.resume_to)},
+         {"paused", c.paused_ms},
+         {"returns", c.returns},
+         {"reworks", c.reworks},
+         {"reopens", c.reopens},
+         {"extensions", c.extensions},
+         {"dispatches", c.dispatches},
+         {"deferred", c.deferred},
+         {"forced_escalation", c.forced_escalation},
+         {"returned_by", c.returned_by},
+         {"normal_since", c.normal_since_ms},
+         {"recent_commands", c.recent_commands},
+         {"event_seq", c.event_seq},
+         {"merged_into", c.merged_into},
+         {"absorbed", c.absorbed},
+         {"signal_count", c.signals.size()}};
+  if (with_signals) {
+    json signals = json::array();
+    for (const auto& s : c.signals) signals.push_back(SignalToJson(s));
+    j["signals"] = std::move(signals);
+  }
+  return j;
 }
 
 Result<Case> CaseFromJson(const json& j) {
@@ -117,9 +206,28 @@ Result<Case> CaseFromJson(const json& j) {
     c.first_ingest_ms = j.value("first_ingest", int64_t{0});
     c.registered_ms = j.value("registered", int64_t{0});
     c.dispatched_ms = j.value("dispatched", int64_t{0});
+    c.handled_ms = j.value("handled", int64_t{0});
+    c.verified_ms = j.value("verified", int64_t{0});
+    c.closed_ms = j.value("closed", int64_t{0});
+    c.reopened_ms = j.value("reopened", int64_t{0});
+    c.invalidated_ms = j.value("invalidated", int64_t{0});
     c.last_signal_ms = j.value("last_signal", int64_t{0});
-    c.ack_deadline_ms = j.value("ack_deadline", int64_t{0});
-    c.handle_deadline_ms = j.value("handle_deadline", int64_t{0});
+    c.updated_ms = j.value("updated", int64_t{0});
+    for (const auto& tj : j.value("tasks", json::array())) c.tasks.push_back(TaskFromJson(tj));
+    c.verify = ClockFromJson(j.value("verify_clock", json()));
+    c.close = ClockFromJson(j.value("close_clock", json()));
+    c.resume_to = ParseCaseStatus(j.value("resume_to", "detected")).value_or(CaseStatus::kDetected);
+    c.paused_ms = j.value("paused", int64_t{0});
+    c.returns = j.value("returns", uint8_t{0});
+    c.reworks = j.value("reworks", uint8_t{0});
+    c.reopens = j.value("reopens", uint8_t{0});
+    c.extensions = j.value("extensions", uint8_t{0});
+    c.dispatches = j.value("dispatches", uint8_t{0});
+    c.deferred = j.value("deferred", false);
+    c.forced_escalation = j.value("forced_escalation", false);
+    if (auto it = j.find("returned_by"); it != j.end()) c.returned_by = it->get<std::vector<std::string>>();
+    c.normal_since_ms = j.value("normal_since", int64_t{0});
+    if (auto it = j.find("recent_commands"); it != j.end()) c.recent_commands = it->get<std::vector<std::string>>();
     c.event_seq = j.value("event_seq", 0u);
     c.merged_into = j.value("merged_into", "");
     if (auto it = j.find("absorbed"); it != j.end()) c.absorbed = it->get<std::vector<std::string>>();

@@ -11,7 +11,8 @@ namespace cityloop {
 
 nlohmann::json SignalToJson(const Signal& s);
 Result<Signal> SignalFromJson(const nlohmann::json& j);
-nlohmann::json CaseToJson(const Case& c);
+// with_signals false: the case without its signals (an audit entry's view; signal_count stays).
+nlohmann::json CaseToJson(const Case& c, bool with_signals = true);
 Result<Case> CaseFromJson(const nlohmann::json& j);
 Result<Case> ParseCaseJson(std::string_view text);
 

@@ -10,8 +10,10 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "core/case_lifecycle.h"
 #include "core/geo.h"
 #include "core/status.h"
 
@@ -208,6 +210,7 @@ struct Unit {         // city.units[]
   std::string name;
   LatLon base;                         // lat, lon: home position
   std::vector<std::string> districts;  // districts: area covered (empty = whole city)
+  std::string type{};                  // type: picks dispatch.speeds.<type> (e.g. truck, motorbike); empty = default speed
   bool operator==(const Unit&) const = default;
 };
 
@@ -393,13 +396,103 @@ struct EventTimeOptions {
   bool operator==(const EventTimeOptions&) const = default;
 };
 
-// sla: limits in minutes, by priority, optionally per category.
+// A time limit: wall-clock time, or working time on sla.calendar.
+// Text forms: "30m", "4h", "2d" (wall); "4wh" working hours, "90wm" working
+// minutes, "1wd" working days (one working day = the calendar's daily hours).
+struct SlaLimit {
+  enum class Basis : uint8_t { kWall, kWorkingMs, kWorkingDays };
+  Basis basis = Basis::kWall;
+  int64_t amount = 0;  // ms (kWall, kWorkingMs) or days (kWorkingDays)
+  bool operator==(const SlaLimit&) const = default;
+};
+std::optional<SlaLimit> ParseSlaLimit(std::string_view text);
+
+// sla.calendar: when the city works. Local time at city.utc_offset.
+struct WorkCalendarOptions {
+  std::array<bool, 7> workdays{true, true, true, true, true, false, false};  // workdays: [mon, ..., sun]
+  // hours: ["08:30-12:00", "14:00-17:30"] as [from, to) minutes of the day, ascending, disjoint.
+  std::vector<std::pair<int, int>> hours{{510, 720}, {840, 1050}};
+  std::vector<int64_t> holidays;        // holidays: local dates off (days since 1970-01-01)
+  std::vector<int64_t> extra_workdays;  // extra_workdays: weekend dates worked (调休)
+  int utc_offset_minutes = 480;         // = city.utc_offset
+  bool operator==(const WorkCalendarOptions&) const = default;
+};
+
+// sla.limits[]: a limit for a category and/or priority at one stage. The
+// most specific entry wins: category+priority, category, priority
+// (sla.<stage>.<priority>), none.
+struct SlaRule {
+  std::string category;              // category: empty = any
+  std::optional<Priority> priority;  // priority: empty = any
+  SlaStage stage = SlaStage::kHandle;  // stage
+  SlaLimit limit;                    // limit
+  bool operator==(const SlaRule&) const = default;
+};
+
 struct SlaOptions {
-  std::map<Priority, int64_t> acknowledge_ms;  // sla.acknowledge.<priority>
-  std::map<Priority, int64_t> handle_ms;       // sla.handle.<priority>
-  std::map<std::string, int64_t> handle_by_category_ms;  // sla.handle_by_category.<category>
-  double warning_ratio = 0.8;                  // sla.warning_ratio
+  // sla.<stage>.<priority>: acknowledge, arrive, handle, verify, close.
+  std::map<SlaStage, std::map<Priority, SlaLimit>> by_priority;
+  std::vector<SlaRule> limits;                          // sla.limits[]
+  std::map<std::string, SlaLimit> handle_by_category;   // sla.handle_by_category.<category>
+  // Urgent work runs on wall time whatever its limits say: these categories
+  // (sla.wall_clock_categories) and, with sla.urgent_wall_clock, every urgent case.
+  std::vector<std::string> wall_clock_categories;
+  bool urgent_wall_clock = true;
+  double warning_ratio = 0.8;                  // sla.warning_ratio: yellow (sla_warning) from here
+  double breach_ratio = 1.0;                   // sla.breach_ratio: red (sla_breached) from here
+  WorkCalendarOptions calendar;                // sla.calendar
   bool operator==(const SlaOptions&) const = default;
+};
+
+// escalation.levels[]: 催办 reminder -> 督办 supervision -> 提级 escalation.
+struct EscalationLevel {
+  std::string name;                   // name: e.g. reminder, supervision, escalation
+  SlaStage stage = SlaStage::kHandle; // stage: whose deadline it counts from
+  int64_t after_ms = 0;               // after: from the deadline; negative = before it (not before the stage starts)
+  std::string target;                 // target: who is told, e.g. department, supervisor, district_leader
+  bool operator==(const EscalationLevel&) const = default;
+};
+struct EscalationOptions {
+  std::vector<EscalationLevel> levels;  // in firing order
+  int max_returns = 3;                  // max_returns: returned this often escalates regardless
+  int max_reworks = 3;                  // max_reworks: reworked this often escalates regardless
+  std::string forced_target = "district_leader";  // forced_target: who a forced escalation goes to
+  int ping_pong_returns = 2;            // ping_pong: returns between the same two departments that are reported
+  bool operator==(const EscalationOptions&) const = default;
+};
+
+// dispatch: unit recommendation and verification.
+struct DispatchOptions {
+  double default_speed_kmh = 30;                 // default_speed: straight-line speed of a unit for ETAs
+  std::map<std::string, double> speed_kmh;       // speeds.<unit type>
+  int alternatives = 3;                          // alternatives: units offered after the first
+  int64_t position_max_age_ms = 30 * 60000;      // position_max_age: older live positions fall back to the base
+  // verification.*: sensor-backed 核查 of cases a sensor rule opened.
+  int64_t sensor_normal_for_ms = 30 * 60000;     // verification.sensor_normal_for: 0 = off
+  int64_t relapse_within_ms = 24 * 3600000LL;    // verification.relapse_within: a relapse this soon reopens
+  std::vector<std::string> confirm_channels;     // verification.confirm_channels: report channels 核实 first
+  bool operator==(const DispatchOptions&) const = default;
+};
+
+// The KPI rates of DOMAIN.md, by the names the API and kpi.weights use.
+inline constexpr std::array<const char*, 9> kKpiRateNames = {
+    "registration_rate",  // 立案率 registered / accepted
+    "dispatch_rate",      // 派遣率 dispatched / registered
+    "close_rate",         // 结案率 closed / due to close
+    "on_time_close_rate", // 按期结案率 closed on time / due to close
+    "rework_rate",        // 返工率 reworked / due to close
+    "extension_rate",     // 延期率 extended / due to close
+    "on_time_ack_rate",   // 按时签收率 acknowledged on time / dispatches
+    "accurate_dispatch_rate",  // 准确派遣率 dispatches not returned / dispatches
+    "reopen_rate",        // 发回重办率 reopened / closed
+};
+
+// kpi.weights: the composite score (综合指标值) = sum of weight x rate, over the sum of weights.
+struct KpiOptions {
+  std::map<std::string, double> weights = {
+      {"on_time_close_rate", 0.3}, {"close_rate", 0.2}, {"on_time_ack_rate", 0.2},
+      {"accurate_dispatch_rate", 0.15}, {"rework_rate", -0.1}, {"reopen_rate", -0.05}};
+  bool operator==(const KpiOptions&) const = default;
 };
 
 // camera: how camera frames (city.camera.frames) are analysed. Defaults
@@ -463,6 +556,9 @@ struct Config {
   RulesOptions rules;
   EventTimeOptions event_time;
   SlaOptions sla;
+  EscalationOptions escalation;
+  DispatchOptions dispatch;
+  KpiOptions kpi;
   ApiOptions api;
   CameraOptions camera;
 };

@@ -992,6 +992,7 @@ const KeyTable<Unit>& UnitKeys() {
       K::Lat("lat", [](Unit& u) -> double& { return u.base.lat; }),
       K::Lon("lon", [](Unit& u) -> double& { return u.base.lon; }),
       K::StrList("districts", &Unit::districts),
+      K::Str("type", &Unit::type),
   };
   return t;
 }
@@ -1268,30 +1269,224 @@ KeySpec<Root> RulesKey() {
           }};
 }
 
-using PriorityMs = std::map<Priority, int64_t>;
+std::optional<SlaLimit> ReadSlaLimit(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  return ReadParsed(ctx, n, path, "a time limit",
+                    "a time limit such as 30m, 4h (wall clock), 4wh (working hours), 90wm or 1wd (working days)",
+                    ParseSlaLimit);
+}
 
-const KeyTable<PriorityMs>& PriorityDurationKeys() {
-  using K = Keys<PriorityMs>;
-  static const KeyTable<PriorityMs> t = {
-      K::Duration("urgent", [](PriorityMs& m) -> int64_t& { return m[Priority::kUrgent]; }, kOptional, PositiveMs()),
-      K::Duration("high", [](PriorityMs& m) -> int64_t& { return m[Priority::kHigh]; }, kOptional, PositiveMs()),
-      K::Duration("normal", [](PriorityMs& m) -> int64_t& { return m[Priority::kNormal]; }, kOptional, PositiveMs()),
-      K::Duration("low", [](PriorityMs& m) -> int64_t& { return m[Priority::kLow]; }, kOptional, PositiveMs()),
+// "-30m" as well as "30m": an offset from a deadline.
+std::optional<int64_t> ParseSignedDurationMs(std::string_view s) {
+  if (!s.empty() && s.front() == '-') {
+    auto v = ParseDurationMs(s.substr(1));
+    return v ? std::optional<int64_t>(-*v) : std::nullopt;
+  }
+  if (s == "0") return 0;
+  return ParseDurationMs(s);
+}
+
+std::optional<int64_t> ReadSignedDuration(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  return ReadParsed(ctx, n, path, "a duration", "a duration such as -30m, 0 or 2h", ParseSignedDurationMs);
+}
+
+// "08:30-12:00" -> {510, 720}.
+std::optional<std::pair<int, int>> ParseHourRange(std::string_view s) {
+  auto minutes = [](std::string_view t) -> std::optional<int> {
+    if (t.size() != 5 || t[2] != ':') return std::nullopt;
+    auto h = FromChars<int>(t.substr(0, 2));
+    auto m = FromChars<int>(t.substr(3, 2));
+    if (!h || !m || *h > 24 || *m > 59 || (*h == 24 && *m != 0)) return std::nullopt;
+    return *h * 60 + *m;
+  };
+  const size_t dash = s.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  auto from = minutes(s.substr(0, dash));
+  auto to = minutes(s.substr(dash + 1));
+  if (!from || !to || *from >= *to) return std::nullopt;
+  return std::pair<int, int>{*from, *to};
+}
+
+std::optional<std::pair<int, int>> ReadHourRange(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  return ReadParsed(ctx, n, path, "a time range", "a time range such as \"08:30-12:00\" (from before to)",
+                    ParseHourRange);
+}
+
+// "2026-10-01" -> days since 1970-01-01.
+std::optional<int64_t> ParseLocalDate(std::string_view s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return std::nullopt;
+  auto y = FromChars<int>(s.substr(0, 4));
+  auto m = FromChars<int>(s.substr(5, 2));
+  auto d = FromChars<int>(s.substr(8, 2));
+  if (!y || !m || !d || *m < 1 || *m > 12 || *d < 1 || *d > 31) return std::nullopt;
+  auto ms = ParseRfc3339Ms(std::string(s) + "T00:00:00Z");
+  if (!ms) return std::nullopt;
+  return *ms / 86400000;
+}
+
+std::optional<int64_t> ReadLocalDate(Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  return ReadParsed(ctx, n, path, "a date", "a date such as 2026-10-01", ParseLocalDate);
+}
+
+const std::vector<std::pair<std::string, SlaStage>>& StageWords() {
+  static const std::vector<std::pair<std::string, SlaStage>> words = {
+      {"acknowledge", SlaStage::kAcknowledge}, {"arrive", SlaStage::kArrive}, {"handle", SlaStage::kHandle},
+      {"verify", SlaStage::kVerify},           {"close", SlaStage::kClose}};
+  return words;
+}
+
+using PriorityLimits = std::map<Priority, SlaLimit>;
+
+const KeyTable<PriorityLimits>& PriorityLimitKeys() {
+  using K = Keys<PriorityLimits>;
+  auto row = [](const char* name, Priority p) {
+    return K::template Scalar<SlaLimit>(
+        name, "time limit", kOptional, [p](PriorityLimits& m) -> SlaLimit& { return m[p]; }, &ReadSlaLimit);
+  };
+  static const KeyTable<PriorityLimits> t = {row("urgent", Priority::kUrgent), row("high", Priority::kHigh),
+                                             row("normal", Priority::kNormal), row("low", Priority::kLow)};
+  return t;
+}
+
+const KeyTable<SlaRule>& SlaRuleKeys() {
+  using K = Keys<SlaRule>;
+  static const KeyTable<SlaRule> t = {
+      K::Str("category", &SlaRule::category),
+      K::Prio("priority", [](SlaRule& r) -> std::optional<Priority>& { return r.priority; }),
+      K::Choice<SlaStage>("stage", &SlaRule::stage, StageWords()),
+      K::Scalar<SlaLimit>("limit", "time limit", kRequired, &SlaRule::limit, &ReadSlaLimit),
   };
   return t;
 }
 
+const KeyTable<WorkCalendarOptions>& CalendarKeys() {
+  using K = Keys<WorkCalendarOptions>;
+  static const KeyTable<WorkCalendarOptions> t = {
+      {"workdays", "list of weekdays", false,
+       [](Ctx& ctx, const YAML::Node& n, const std::string& path, WorkCalendarOptions& o) {
+         static const std::vector<std::pair<std::string, int>> days = {
+             {"mon", 0}, {"tue", 1}, {"wed", 2}, {"thu", 3}, {"fri", 4}, {"sat", 5}, {"sun", 6}};
+         o.workdays.fill(false);
+         ForEachItem(ctx, n, path, [&](const YAML::Node& item, const std::string& ip) {
+           if (auto d = ReadWord(ctx, item, ip, days)) o.workdays[static_cast<size_t>(*d)] = true;
+         });
+       }},
+      {"hours", "list of time ranges", false,
+       [](Ctx& ctx, const YAML::Node& n, const std::string& path, WorkCalendarOptions& o) {
+         o.hours.clear();
+         ForEachItem(ctx, n, path, [&](const YAML::Node& item, const std::string& ip) {
+           auto r = ReadHourRange(ctx, item, ip);
+           if (!r) return;
+           if (!o.hours.empty() && r->first < o.hours.back().second) {
+             ctx.Error(ip, LineOf(item), "ranges must be in order and must not overlap");
+             return;
+           }
+           o.hours.push_back(*r);
+         });
+       }},
+      K::ListOf<int64_t>("holidays", "list of dates", &WorkCalendarOptions::holidays, &ReadLocalDate),
+      K::ListOf<int64_t>("extra_workdays", "list of dates", &WorkCalendarOptions::extra_workdays, &ReadLocalDate),
+  };
+  return t;
+}
+
+Check<double> Ratio() {
+  return [](const double& v) { return v > 0 && v <= 2 ? std::string() : "must be within (0, 2], got " + Num(v); };
+}
+
 const KeyTable<SlaOptions>& SlaKeys() {
   using K = Keys<SlaOptions>;
+  auto stage = [](const char* name, SlaStage st) {
+    return K::Section<PriorityLimits>(name, [st](SlaOptions& o) -> PriorityLimits& { return o.by_priority[st]; },
+                                      &PriorityLimitKeys);
+  };
   static const KeyTable<SlaOptions> t = {
-      K::Section<PriorityMs>("acknowledge", &SlaOptions::acknowledge_ms, &PriorityDurationKeys),
-      K::Section<PriorityMs>("handle", &SlaOptions::handle_ms, &PriorityDurationKeys),
-      K::FreeMap<decltype(&SlaOptions::handle_by_category_ms), int64_t>(
-          "handle_by_category", "map of durations", &SlaOptions::handle_by_category_ms, &ReadDuration, PositiveMs()),
-      K::Number("warning_ratio", &SlaOptions::warning_ratio, kOptional,
-                [](const double& v) {
-                  return v > 0 && v <= 1 ? std::string() : "must be within (0, 1], got " + Num(v);
-                }),
+      stage("acknowledge", SlaStage::kAcknowledge),
+      stage("arrive", SlaStage::kArrive),
+      stage("handle", SlaStage::kHandle),
+      stage("verify", SlaStage::kVerify),
+      stage("close", SlaStage::kClose),
+      K::FreeMap<decltype(&SlaOptions::handle_by_category), SlaLimit>(
+          "handle_by_category", "map of time limits", &SlaOptions::handle_by_category, &ReadSlaLimit),
+      K::List<SlaRule>("limits", &SlaOptions::limits, &SlaRuleKeys),
+      K::StrList("wall_clock_categories", &SlaOptions::wall_clock_categories),
+      K::Bool("urgent_wall_clock", &SlaOptions::urgent_wall_clock),
+      K::Number("warning_ratio", &SlaOptions::warning_ratio, kOptional, Ratio()),
+      K::Number("breach_ratio", &SlaOptions::breach_ratio, kOptional, Ratio()),
+      K::Section<WorkCalendarOptions>("calendar", &SlaOptions::calendar, &CalendarKeys),
+  };
+  return t;
+}
+
+const KeyTable<EscalationLevel>& EscalationLevelKeys() {
+  using K = Keys<EscalationLevel>;
+  static const KeyTable<EscalationLevel> t = {
+      K::Str("name", &EscalationLevel::name, kRequired, NonEmpty()),
+      K::Choice<SlaStage>("stage", &EscalationLevel::stage, StageWords()),
+      K::Scalar<int64_t>("after", "duration", kOptional, &EscalationLevel::after_ms, &ReadSignedDuration),
+      K::Str("target", &EscalationLevel::target, kRequired, NonEmpty()),
+  };
+  return t;
+}
+
+const KeyTable<EscalationOptions>& EscalationKeys() {
+  using K = Keys<EscalationOptions>;
+  static const KeyTable<EscalationOptions> t = {
+      {"levels", "list of maps", false,
+       [](Ctx& ctx, const YAML::Node& n, const std::string& path, EscalationOptions& o) {
+         o.levels.clear();  // the config's levels replace the defaults
+         ForEachItem(ctx, n, path, [&](const YAML::Node& item, const std::string& ip) {
+           EscalationLevel l;
+           ReadMap<EscalationLevel>(ctx, item, ip, EscalationLevelKeys(), l);
+           o.levels.push_back(std::move(l));
+         });
+       }},
+      K::Int("max_returns", &EscalationOptions::max_returns, 1, 100),
+      K::Int("max_reworks", &EscalationOptions::max_reworks, 1, 100),
+      K::Str("forced_target", &EscalationOptions::forced_target, kOptional, NonEmpty()),
+      K::Int("ping_pong", &EscalationOptions::ping_pong_returns, 1, 100),
+  };
+  return t;
+}
+
+Check<double> PositiveSpeed() {
+  return [](const double& v) {
+    return v > 0 && v <= 500 ? std::string() : "a speed in km/h must be within (0, 500], got " + Num(v);
+  };
+}
+
+const KeyTable<DispatchOptions>& VerificationKeys() {
+  using K = Keys<DispatchOptions>;
+  static const KeyTable<DispatchOptions> t = {
+      K::Duration("sensor_normal_for", &DispatchOptions::sensor_normal_for_ms),
+      K::Duration("relapse_within", &DispatchOptions::relapse_within_ms),
+      K::StrList("confirm_channels", &DispatchOptions::confirm_channels),
+  };
+  return t;
+}
+
+const KeyTable<DispatchOptions>& DispatchKeys() {
+  using K = Keys<DispatchOptions>;
+  static const KeyTable<DispatchOptions> t = {
+      K::Number("default_speed", &DispatchOptions::default_speed_kmh, kOptional, PositiveSpeed(), "km/h"),
+      K::FreeMap<decltype(&DispatchOptions::speed_kmh), double>("speeds", "map of km/h", &DispatchOptions::speed_kmh,
+                                                               &ReadNumber, PositiveSpeed()),
+      K::Int("alternatives", &DispatchOptions::alternatives, 0, 10),
+      K::Duration("position_max_age", &DispatchOptions::position_max_age_ms, kOptional, PositiveMs()),
+      K::Group("verification", &VerificationKeys),
+  };
+  return t;
+}
+
+const KeyTable<KpiOptions>& KpiKeys() {
+  using K = Keys<KpiOptions>;
+  static const KeyTable<KpiOptions> t = {
+      {"weights", "map of numbers", false,
+       [](Ctx& ctx, const YAML::Node& n, const std::string& path, KpiOptions& o) {
+         o.weights.clear();  // the config's weights replace the defaults
+         K::FreeMap<decltype(&KpiOptions::weights), double>("weights", "", &KpiOptions::weights, &ReadNumber,
+                                                             InRange(-100, 100, "a weight"))
+             .read(ctx, n, path, o);
+       }},
   };
   return t;
 }
@@ -1434,7 +1629,11 @@ const KeyTable<Root>& RootKeys() {
                                    &EventTimeKeys),
       K::Section<SlaOptions>("sla", [](Root& r) -> SlaOptions& { return r.cfg.sla; }, &SlaKeys),
       K::Section<ApiOptions>("api", [](Root& r) -> ApiOptions& { return r.cfg.api; }, &ApiKeys),
-      K::Reserved("escalation"),
+      K::Section<EscalationOptions>("escalation", [](Root& r) -> EscalationOptions& { return r.cfg.escalation; },
+                                    &EscalationKeys),
+      K::Section<DispatchOptions>("dispatch", [](Root& r) -> DispatchOptions& { return r.cfg.dispatch; },
+                                  &DispatchKeys),
+      K::Section<KpiOptions>("kpi", [](Root& r) -> KpiOptions& { return r.cfg.kpi; }, &KpiKeys),
       K::Section<CameraOptions>("camera", [](Root& r) -> CameraOptions& { return r.cfg.camera; }, &CameraOptionKeys),
   };
   return t;
@@ -1898,6 +2097,80 @@ void CheckRules(Ctx& ctx, Root& root, const RuleRefs& refs) {
   CheckUnique(ctx, ids, "id", "rule id");
 }
 
+SlaOptions DefaultSla() {
+  auto wall = [](int64_t minutes) { return SlaLimit{SlaLimit::Basis::kWall, minutes * 60000}; };
+  auto working_days = [](int64_t days) { return SlaLimit{SlaLimit::Basis::kWorkingDays, days}; };
+  SlaOptions sla;
+  sla.by_priority[SlaStage::kAcknowledge] = {{Priority::kUrgent, wall(10)},
+                                             {Priority::kHigh, wall(30)},
+                                             {Priority::kNormal, wall(60)},
+                                             {Priority::kLow, wall(240)}};
+  sla.by_priority[SlaStage::kArrive] = {{Priority::kUrgent, wall(30)},
+                                        {Priority::kHigh, wall(60)},
+                                        {Priority::kNormal, wall(240)},
+                                        {Priority::kLow, wall(1440)}};
+  sla.by_priority[SlaStage::kHandle] = {{Priority::kUrgent, wall(60)},
+                                        {Priority::kHigh, wall(240)},
+                                        {Priority::kNormal, wall(480)},
+                                        {Priority::kLow, wall(1440)}};
+  sla.by_priority[SlaStage::kVerify] = {{Priority::kUrgent, wall(60)},
+                                        {Priority::kHigh, wall(60)},
+                                        {Priority::kNormal, wall(120)},
+                                        {Priority::kLow, working_days(1)}};
+  sla.by_priority[SlaStage::kClose] = {{Priority::kUrgent, wall(240)},
+                                       {Priority::kHigh, working_days(1)},
+                                       {Priority::kNormal, working_days(3)},
+                                       {Priority::kLow, working_days(5)}};
+  return sla;
+}
+
+std::vector<EscalationLevel> DefaultEscalationLevels() {
+  return {{"reminder", SlaStage::kHandle, -30 * 60000, "department"},
+          {"supervision", SlaStage::kHandle, 0, "supervisor"},
+          {"escalation", SlaStage::kHandle, 2 * 3600000, "district_leader"}};
+}
+
+// sla, escalation and kpi: references and ranges across keys.
+void CheckSla(Ctx& ctx, Config& cfg, const std::set<std::string>& categories) {
+  SlaOptions& sla = cfg.sla;
+  sla.calendar.utc_offset_minutes = cfg.city.utc_offset_minutes;
+  bool working = false;
+  auto note = [&](const SlaLimit& l) { working |= l.basis != SlaLimit::Basis::kWall; };
+  for (const auto& [stage, limits] : sla.by_priority) {
+    for (const auto& [p, l] : limits) note(l);
+  }
+  for (const auto& [cat, l] : sla.handle_by_category) {
+    CheckRef(ctx, Join("sla.handle_by_category", cat), cat, categories, "category");
+    note(l);
+  }
+  for (size_t i = 0; i < sla.limits.size(); ++i) {
+    const std::string p = Index("sla.limits", i);
+    if (!sla.limits[i].category.empty()) CheckRef(ctx, Join(p, "category"), sla.limits[i].category, categories, "category");
+    note(sla.limits[i].limit);
+  }
+  for (size_t i = 0; i < sla.wall_clock_categories.size(); ++i) {
+    CheckRef(ctx, Index("sla.wall_clock_categories", i), sla.wall_clock_categories[i], categories, "category");
+  }
+  if (ctx.Ok("sla.warning_ratio") && ctx.Ok("sla.breach_ratio") && !(sla.warning_ratio < sla.breach_ratio)) {
+    ctx.Error("sla.warning_ratio", "warning_ratio " + Num(sla.warning_ratio) + " must be below breach_ratio " +
+                                       Num(sla.breach_ratio));
+  }
+  const bool no_hours = sla.calendar.hours.empty();
+  const bool no_days = std::none_of(sla.calendar.workdays.begin(), sla.calendar.workdays.end(), [](bool b) { return b; }) &&
+                       sla.calendar.extra_workdays.empty();
+  if (working && (no_hours || no_days)) {
+    ctx.Error(no_hours ? "sla.calendar.hours" : "sla.calendar.workdays",
+              "working-time limits (wh, wm, wd) need a calendar with working hours and working days");
+  }
+  for (const auto& [name, w] : cfg.kpi.weights) {
+    const bool known = std::any_of(kKpiRateNames.begin(), kKpiRateNames.end(), [&](const char* n) { return name == n; });
+    if (!known) {
+      std::vector<std::string> names(kKpiRateNames.begin(), kKpiRateNames.end());
+      ctx.Error(Join("kpi.weights", name), "unknown KPI rate" + Suggest(name, names));
+    }
+  }
+}
+
 Flat Validate(Ctx& ctx, Root& root) {
   Flat f = Flatten(root);
   CityOptions& city = root.cfg.city;
@@ -1965,9 +2238,7 @@ Flat Validate(Ctx& ctx, Root& root) {
       ctx.Error(Join(p, "max"), "max " + Num(v.max) + " must be greater than min " + Num(v.min));
     }
   }
-  for (const auto& [cat, ms] : root.cfg.sla.handle_by_category_ms) {
-    CheckRef(ctx, Join("sla.handle_by_category", cat), cat, categories, "category");
-  }
+  CheckSla(ctx, root.cfg, categories);
 
   // Topics: one name, one purpose.
   {
@@ -2041,14 +2312,8 @@ ConfigLoadResult Load(const std::string& text, const std::string& file) {
   Root root;
   root.cfg.source_file = file;
   root.cfg.city.sensor_kinds = BuiltinSensorKinds();
-  root.cfg.sla.acknowledge_ms = {{Priority::kUrgent, 10 * 60000},
-                                 {Priority::kHigh, 30 * 60000},
-                                 {Priority::kNormal, 60 * 60000},
-                                 {Priority::kLow, 4 * 3600000}};
-  root.cfg.sla.handle_ms = {{Priority::kUrgent, 3600000},
-                            {Priority::kHigh, 4 * 3600000},
-                            {Priority::kNormal, 8 * 3600000},
-                            {Priority::kLow, 24 * 3600000}};
+  root.cfg.sla = DefaultSla();
+  root.cfg.escalation.levels = DefaultEscalationLevels();
   if (doc.IsNull()) {
     ctx.Error("", 0, "the config is empty");
   } else if (!doc.IsMap()) {

@@ -3,6 +3,8 @@
 #include <array>
 #include <utility>
 
+#include "core/name_table.h"
+
 namespace cityloop {
 
 std::string InputRef::ToString() const {
@@ -65,7 +67,7 @@ const char* SignalSourceName(SignalSource s) {
 }
 
 namespace {
-constexpr std::array<std::pair<CaseStatus, const char*>, 13> kStatusNames{{
+constexpr std::array<std::pair<CaseStatus, const char*>, 14> kStatusNames{{
     {CaseStatus::kDetected, "detected"},
     {CaseStatus::kRegistered, "registered"},
     {CaseStatus::kDispatched, "dispatched"},
@@ -79,25 +81,49 @@ constexpr std::array<std::pair<CaseStatus, const char*>, 13> kStatusNames{{
     {CaseStatus::kMerged, "merged"},
     {CaseStatus::kReturned, "returned"},
     {CaseStatus::kSuspended, "suspended"},
+    {CaseStatus::kDeferred, "deferred"},
+}};
+constexpr std::array<std::pair<UnitStatus, const char*>, 5> kUnitStatusNames{{
+    {UnitStatus::kAvailable, "available"},
+    {UnitStatus::kEnroute, "enroute"},
+    {UnitStatus::kOnScene, "onscene"},
+    {UnitStatus::kReturning, "returning"},
+    {UnitStatus::kUnavailable, "unavailable"},
 }};
 }  // namespace
 
-const char* CaseStatusName(CaseStatus s) {
-  for (const auto& [status, name] : kStatusNames) {
-    if (status == s) return name;
-  }
-  return "detected";
-}
-
-std::optional<CaseStatus> ParseCaseStatus(std::string_view s) {
-  for (const auto& [status, name] : kStatusNames) {
-    if (s == name) return status;
-  }
-  return std::nullopt;
-}
+const char* CaseStatusName(CaseStatus s) { return NameIn(kStatusNames, s); }
+std::optional<CaseStatus> ParseCaseStatus(std::string_view s) { return ParseIn(kStatusNames, s); }
+const char* UnitStatusName(UnitStatus s) { return NameIn(kUnitStatusNames, s); }
+std::optional<UnitStatus> ParseUnitStatus(std::string_view s) { return ParseIn(kUnitStatusNames, s); }
 
 bool CaseIsOpen(CaseStatus s) {
   return s != CaseStatus::kClosed && s != CaseStatus::kInvalid && s != CaseStatus::kMerged;
+}
+
+}  // namespace cityloop
+
+namespace cityloop {
+
+Task* Case::LeadTask() {
+  for (Task& t : tasks) {
+    if (t.lead && TaskIsActive(t.status)) return &t;
+  }
+  return nullptr;
+}
+
+const Task* Case::LeadTask() const {
+  for (const Task& t : tasks) {
+    if (t.lead && TaskIsActive(t.status)) return &t;
+  }
+  return nullptr;
+}
+
+Task* Case::FindTask(std::string_view dept) {
+  for (Task& t : tasks) {
+    if (t.department == dept && TaskIsActive(t.status)) return &t;
+  }
+  return nullptr;
 }
 
 }  // namespace cityloop

@@ -10,6 +10,7 @@
 #include <vector>
 #include <string_view>
 
+#include "core/case_lifecycle.h"
 #include "core/config.h"
 #include "core/geo.h"
 
@@ -78,6 +79,48 @@ struct CameraFrame {
   int64_t ingest_ms = 0;
 };
 
+// A field unit's reported state (city.units `status`).
+enum class UnitStatus : uint8_t { kAvailable, kEnroute, kOnScene, kReturning, kUnavailable };
+const char* UnitStatusName(UnitStatus s);
+std::optional<UnitStatus> ParseUnitStatus(std::string_view s);
+
+// One validated city.units message.
+struct UnitUpdate {
+  std::string unit_id;
+  std::string department;    // `dept`
+  UnitStatus status = UnitStatus::kAvailable;
+  int64_t ts_ms = 0;         // event time
+  bool has_position = false;
+  LatLon position;
+  InputRef input;
+  int64_t ingest_ms = 0;
+};
+
+// One validated cityloop.commands message: an operator action on a case.
+struct Command {
+  std::string command_id;
+  std::string case_id;
+  CaseAction action = CaseAction::kAcknowledge;
+  std::string actor;
+  Role role = Role::kOperator;
+  int64_t ts_ms = 0;         // when the operator acted (event time)
+  std::string note;          // free text, the reason shown in the audit trail
+  std::string department;    // reassign/assist: the target; task actions: which task (default the lead)
+  std::string into;          // merge: the case to merge into
+  int64_t duration_ms = 0;   // extend: how much longer (`duration`: "2h" or ms)
+  std::string unit_id;       // enroute/arrive: the unit that moves (default the task's)
+  InputRef input;
+  int64_t ingest_ms = 0;
+};
+
+// The alarm of a sensor rule for a device ended (the value went back past
+// its clear level): what sensor-backed verification waits for.
+struct Recovery {
+  std::string rule_id;
+  std::string device_id;
+  int64_t ts_ms = 0;
+};
+
 enum class SignalSource { kSensor, kCamera, kReport, kCorrelation };
 const char* SignalSourceName(SignalSource s);
 
@@ -127,12 +170,48 @@ enum class CaseStatus {
   kClosed,
   kInvalid,
   kMerged,
-  kReturned,
-  kSuspended,
+  kReturned,   // every task returned: waits for a reassign (改派)
+  kSuspended,  // 挂账: clocks paused
+  kDeferred,   // 缓办: parked, out of KPI denominators
 };
 const char* CaseStatusName(CaseStatus s);
 std::optional<CaseStatus> ParseCaseStatus(std::string_view s);
 bool CaseIsOpen(CaseStatus s);
+
+// One stage's SLA clock. Deadlines are absolute event times computed on the
+// working calendar when the stage runs on working time; a suspension stops
+// the clock and its resume moves the deadline by the time suspended (on the
+// same basis).
+struct SlaClock {
+  int64_t started_ms = 0;   // 0: not started
+  int64_t limit_ms = 0;     // wall or working ms; 0: no limit
+  int64_t warn_ms = 0;      // yellow from here (absolute)
+  int64_t deadline_ms = 0;  // red from here (absolute)
+  int64_t stopped_ms = 0;   // the stage is done (0: running)
+  int64_t paused_total_ms = 0;    // suspended so far, on the clock's basis
+  bool working_time = false;      // limit counted on the working calendar
+  SlaLight light = SlaLight::kGreen;  // the last light announced
+  uint8_t escalations = 0;  // escalation levels fired for this stage
+  bool running() const { return started_ms != 0 && stopped_ms == 0; }
+  bool operator==(const SlaClock&) const = default;
+};
+
+// One department's assignment on a case (the lead, or an assisting one).
+struct Task {
+  std::string department;
+  bool lead = true;
+  TaskStatus status = TaskStatus::kDispatched;
+  std::string unit;              // recommended, later the unit that moves
+  int64_t dispatched_ms = 0;
+  int64_t acknowledged_ms = 0;
+  int64_t enroute_ms = 0;
+  int64_t arrived_ms = 0;
+  int64_t handled_ms = 0;
+  SlaClock acknowledge, arrive, handle;
+  uint8_t extensions = 0;
+  bool late_warned = false;      // the unit's ETA already raised a warning
+  bool operator==(const Task&) const = default;
+};
 
 struct Case {
   std::string id;            // "CL-20261128-000123"
@@ -145,20 +224,43 @@ struct Case {
   std::string district;
   std::string street;
   std::string community;
-  std::string department;
+  std::string department;        // the lead department
   LatLon position;
-  std::string recommended_unit;
+  std::string recommended_unit;  // of the first dispatch
   int64_t first_event_ms = 0;
   int64_t first_ingest_ms = 0;
   int64_t registered_ms = 0;
-  int64_t dispatched_ms = 0;
+  int64_t dispatched_ms = 0;     // first dispatch
+  int64_t handled_ms = 0;        // every task handled
+  int64_t verified_ms = 0;
+  int64_t closed_ms = 0;
+  int64_t reopened_ms = 0;
+  int64_t invalidated_ms = 0;
   int64_t last_signal_ms = 0;    // event time of the newest signal
-  int64_t ack_deadline_ms = 0;
-  int64_t handle_deadline_ms = 0;
+  int64_t updated_ms = 0;        // event time of the newest change (commands never act before it)
+  std::vector<Task> tasks;       // every assignment, in dispatch order
+  SlaClock verify, close;        // the case-level stages
+  CaseStatus resume_to = CaseStatus::kDetected;  // suspended/deferred: the status to resume to
+  int64_t paused_ms = 0;         // suspended/deferred since
+  uint8_t returns = 0;           // 退单 count
+  uint8_t reworks = 0;           // failed checks
+  uint8_t reopens = 0;
+  uint8_t extensions = 0;
+  uint8_t dispatches = 0;        // dispatches made (first, reassigns, reopens)
+  bool deferred = false;         // ever deferred: out of KPI denominators
+  bool forced_escalation = false;  // escalated for returns/reworks (once)
+  std::vector<std::string> returned_by;  // departments that returned it, in order (ping-pong)
+  // Sensor-backed verification: when the device behind the case went back
+  // to normal (0: not normal since its last signal).
+  int64_t normal_since_ms = 0;
+  std::vector<std::string> recent_commands;  // newest applied command ids (duplicates are rejected)
   std::vector<Signal> signals;   // every signal merged in, oldest first
   std::string merged_into;       // status merged: the case that absorbed this one
   std::vector<std::string> absorbed;  // cases merged into this one
   uint32_t event_seq = 0;        // number of output events emitted; the next id suffix
+  Task* LeadTask();
+  const Task* LeadTask() const;
+  Task* FindTask(std::string_view dept);  // its active task
 };
 
 }  // namespace cityloop

@@ -91,6 +91,7 @@ RuleContext RuleSet::Context(std::vector<Signal>* out) {
 }
 
 bool RuleSet::OnTransition(std::string_view rule_id, uint32_t device, int64_t ts_ms, bool raised) {
+  if (!raised) recoveries_.push_back({std::string(rule_id), devices_.Id(device), ts_ms});
   bool suppress = false;
   for (FlappingDetector* f : flapping_) {
     if (f->Watches(rule_id)) suppress |= f->OnTransition(rule_id, device, ts_ms, raised, *current_);
@@ -212,6 +213,15 @@ Admission RuleSet::OnReport(const Report& rep, int64_t wall_ms, std::vector<Sign
     s.explanation = rep.channel + " report " + rep.report_id + " (" + rep.category + ")";
     out->push_back(std::move(s));
   });
+}
+
+Admission RuleSet::Observe(const InputRef& input, int64_t ts_ms, int64_t wall_ms, std::vector<Signal>* out) {
+  return Run(input, ts_ms, wall_ms, out, [](RuleContext&) {});
+}
+
+void RuleSet::TakeRecoveries(std::vector<Recovery>* out) {
+  out->insert(out->end(), recoveries_.begin(), recoveries_.end());
+  recoveries_.clear();
 }
 
 void RuleSet::Tick(int64_t wall_ms, std::vector<Signal>* out) {

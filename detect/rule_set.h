@@ -55,6 +55,11 @@ class RuleSet : private TransitionGate {
   Admission OnFrame(const CameraFrame& f, int64_t wall_ms, std::vector<Signal>* out, camera::FrameResult* result);
   // A report is a signal by itself: appends it, then what correlations make of it.
   Admission OnReport(const Report& rep, int64_t wall_ms, std::vector<Signal>* out);
+  // An input no rule watches (unit positions, operator commands): only its
+  // event time counts, so SLA timers move with every topic.
+  Admission Observe(const InputRef& input, int64_t ts_ms, int64_t wall_ms, std::vector<Signal>* out);
+  // The alarms that ended (sensor rules back to normal) since the last call, in order.
+  void TakeRecoveries(std::vector<Recovery>* out);
   // Live mode: moves idle sources on from the wall clock and offers the
   // watermark to the rules.
   void Tick(int64_t wall_ms, std::vector<Signal>* out);
@@ -98,6 +103,7 @@ class RuleSet : private TransitionGate {
   std::vector<Rule*> every_sensor_, detections_, correlations_, timed_;
   std::vector<class FlappingDetector*> flapping_;
   std::vector<StateEntry> released_;  // deletions not yet taken
+  std::vector<Recovery> recoveries_;  // not yet taken
   RuleContext* current_ = nullptr;    // during a dispatch, for the gate
   std::string last_topic_;                  // topic of the previous input...
   std::vector<int> sources_of_last_topic_;  // ...and its partitions' sources (-1: not yet known)

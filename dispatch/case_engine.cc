@@ -21,27 +21,89 @@ std::string EventSource(const CityModel& city) {
   return "urn:cityloop:" + city.config().kafka.group_id;
 }
 
-CaseEngine::CaseEngine(std::shared_ptr<const CityModel> city) : city_(std::move(city)) {}
+CaseEngine::CaseEngine(std::shared_ptr<const CityModel> city)
+    : city_(std::move(city)),
+      sla_(std::make_unique<SlaPolicy>(city_->config())),
+      units_(city_),
+      kpi_(city_->config().kpi) {
+  kpi_.set_track_dirty(false);  // rebuilt from the cases on start, never persisted
+}
+
+void CaseEngine::SetCity(std::shared_ptr<const CityModel> city) {
+  city_ = std::move(city);
+  sla_ = std::make_unique<SlaPolicy>(city_->config());
+}
 
 std::string CaseEngine::MergeKey(const std::string& category, int cell) const {
   return category + "/" + std::to_string(cell);
 }
 
-void CaseEngine::Restore(Case c) {
-  const std::string id = c.id;
-  if (CaseIsOpen(c.status)) open_by_key_[MergeKey(c.category, c.cell)].push_back(id);
-  cases_[id] = std::move(c);
+void CaseEngine::Index(const Case& c) {
+  if (!CaseIsOpen(c.status)) return;
+  open_by_key_[MergeKey(c.category, c.cell)].push_back(c.id);
+  ++open_count_;
 }
 
-size_t CaseEngine::open_count() const {
-  size_t n = 0;
-  for (const auto& [id, c] : cases_) n += CaseIsOpen(c.status);
-  return n;
+void CaseEngine::Unindex(const Case& c) {
+  if (auto key = open_by_key_.find(MergeKey(c.category, c.cell)); key != open_by_key_.end()) {
+    std::erase(key->second, c.id);
+    if (key->second.empty()) open_by_key_.erase(key);
+  }
+  --open_count_;
+}
+
+void CaseEngine::Restore(Case c) {
+  const std::string id = c.id;
+  Index(c);
+  if (!c.signals.empty() && c.signals.front().source == SignalSource::kSensor) {
+    by_sensor_[c.signals.front().rule_id + "/" + c.signals.front().device_id] = id;
+  }
+  for (const Task& t : c.tasks) {
+    if (TaskIsActive(t.status) && t.status != TaskStatus::kHandled && !t.unit.empty() && CaseIsOpen(c.status)) {
+      units_.Assign(t.unit, id);
+    }
+  }
+  kpi_.Replace({}, Contribute(c, city_->config().city.utc_offset_minutes));
+  auto [it, inserted] = cases_.insert_or_assign(id, std::move(c));
+  Retime(it->second);
+}
+
+void CaseEngine::Retime(const Case& c) {
+  if (auto d = due_.find(c.id); d != due_.end()) {
+    timers_.erase({d->second, c.id});
+    due_.erase(d);
+  }
+  if (const int64_t due = NextDue(c); due != kNever) {
+    timers_.emplace(due, c.id);
+    due_[c.id] = due;
+  }
 }
 
 const Case* CaseEngine::Find(std::string_view id) const {
   auto it = cases_.find(std::string(id));
   return it == cases_.end() ? nullptr : &it->second;
+}
+
+size_t CaseEngine::OpenCaseBytes() const {
+  size_t bytes = 0;
+  auto str = [](const std::string& s) { return s.capacity() > 15 ? s.capacity() + 1 : 0; };
+  for (const auto& [id, c] : cases_) {
+    if (!CaseIsOpen(c.status)) continue;
+    bytes += sizeof(Case) + 64 /* map node */ + str(c.id) + str(c.category) + str(c.category_code) + str(c.cell_code) +
+             str(c.district) + str(c.street) + str(c.community) + str(c.department) + str(c.recommended_unit);
+    bytes += c.tasks.capacity() * sizeof(Task);
+    for (const Task& t : c.tasks) bytes += str(t.department) + str(t.unit);
+    bytes += c.signals.capacity() * sizeof(Signal);
+    for (const Signal& s : c.signals) {
+      bytes += str(s.id) + str(s.category) + str(s.device_id) + str(s.sensor_kind) + str(s.rule_id) +
+               str(s.input.topic) + str(s.explanation) + str(s.follows);
+      for (const auto& [k, v] : s.attributes) bytes += 64 + str(k) + str(v);
+      for (const auto& m : s.members) bytes += sizeof(std::string) + str(m);
+    }
+    for (const auto& r : c.recent_commands) bytes += sizeof(std::string) + str(r);
+    bytes += 96;  // merge index, timer set and due map entries
+  }
+  return bytes;
 }
 
 json CaseEngine::Summary(const Case& c) const {
@@ -60,17 +122,13 @@ json CaseEngine::Summary(const Case& c) const {
               {"first_event_time", FormatRfc3339Ms(c.first_event_ms)}};
 }
 
-void CaseEngine::Audit(Case& c, uint32_t seq, const std::string& action, int64_t at_ms, json detail,
-                       Effects* fx) {
-  json entry{{"case_id", c.id}, {"seq", seq},         {"action", action}, {"at", FormatRfc3339Ms(at_ms)},
-             {"actor", "system"}, {"status", CaseStatusName(c.status)}, {"detail", std::move(detail)}};
-  fx->audit.push_back({c.id, seq, entry.dump()});
-}
-
-void CaseEngine::Emit(Case& c, const std::string& type, int64_t time_ms, json data, Effects* fx) {
+void CaseEngine::Emit(Case& c, const std::string& type, int64_t time_ms, json data, const Actor& actor,
+                      Effects* fx) {
   const uint32_t seq = ++c.event_seq;
+  c.updated_ms = std::max(c.updated_ms, time_ms);
   const bool order = type.rfind("city.dispatch.", 0) == 0;  // .order, .cancelled: to the department
   const auto& topics = city_->config().kafka.topics;
+  const std::string key = order ? data.value("department", c.department) : c.id;
   json event{{"specversion", "1.0"},
              {"id", c.id + ":" + std::to_string(seq)},
              {"source", EventSource(*city_)},
@@ -79,8 +137,36 @@ void CaseEngine::Emit(Case& c, const std::string& type, int64_t time_ms, json da
              {"subject", c.id},
              {"datacontenttype", "application/json"},
              {"data", data}};
-  fx->records.push_back({order ? topics.dispatch : topics.cases, order ? c.department : c.id, event.dump()});
-  Audit(c, seq, type, time_ms, std::move(data), fx);
+  fx->records.push_back({order ? topics.dispatch : topics.cases, key, event.dump()});
+  json entry{{"case_id", c.id},
+             {"seq", seq},
+             {"action", type},
+             {"at", FormatRfc3339Ms(time_ms)},
+             {"at_ms", time_ms},
+             {"actor", actor.name},
+             {"role", RoleName(actor.role)},
+             {"status", CaseStatusName(c.status)},
+             {"detail", std::move(data)},
+             {"case", CaseToJson(c, /*with_signals=*/false)}};
+  if (!actor.reason.empty()) entry["reason"] = actor.reason;
+  if (!actor.rule.empty()) entry["rule"] = actor.rule;
+  if (!actor.command_id.empty()) entry["command_id"] = actor.command_id;
+  fx->audit.push_back({c.id, seq, entry.dump()});
+}
+
+Case& CaseEngine::Touch(Case& c) {
+  if (!touched_.count(c.id)) touched_.emplace(c.id, Contribute(c, city_->config().city.utc_offset_minutes));
+  return c;
+}
+
+void CaseEngine::Settle(Effects* fx) {
+  for (auto& [id, before] : touched_) {
+    Case& c = cases_.at(id);
+    kpi_.Replace(before, Contribute(c, city_->config().city.utc_offset_minutes));
+    Retime(c);
+    fx->changed_cases.push_back(id);
+  }
+  touched_.clear();
 }
 
 Case* CaseEngine::OpenCase(const Signal& s, Effects* fx) {
@@ -90,7 +176,8 @@ Case* CaseEngine::OpenCase(const Signal& s, Effects* fx) {
   std::snprintf(number, sizeof number, "%06llu", static_cast<unsigned long long>(next_case_number_++));
   c.id = "CL-" + FormatLocalDate(s.fired_ms, city_->config().city.utc_offset_minutes) + "-" + number;
   c.category = s.category;
-  if (const Category* cat = city_->FindCategory(s.category)) c.category_code = cat->code;
+  const Category* category = city_->FindCategory(s.category);
+  if (category) c.category_code = category->code;
   c.priority = s.priority;
   c.cell = s.cell;
   c.cell_code = cell.code;
@@ -103,62 +190,33 @@ Case* CaseEngine::OpenCase(const Signal& s, Effects* fx) {
   c.first_ingest_ms = s.ingest_ms;
   c.last_signal_ms = s.fired_ms;
   c.signals.push_back(s);
-  const Category* category = city_->FindCategory(s.category);
-  // A category that needs an operator's confirmation (a camera's fire
-  // candidate) waits in `detected`, undispatched (核实 before 立案).
-  const bool confirm = category != nullptr && category->requires_confirmation;
-  c.status = confirm ? CaseStatus::kDetected : CaseStatus::kRegistered;
-  c.registered_ms = confirm ? 0 : s.fired_ms;
+  // 核实 before 立案: a category that needs an operator's confirmation (a
+  // camera's fire candidate), and reports from low-confidence channels.
+  const auto& channels = city_->config().dispatch.confirm_channels;
+  auto channel = s.attributes.find("channel");
+  const bool confirm = (category != nullptr && category->requires_confirmation) ||
+                       (s.source == SignalSource::kReport && channel != s.attributes.end() &&
+                        std::find(channels.begin(), channels.end(), channel->second) != channels.end());
+  c.status = CaseStatus::kDetected;
 
+  touched_.emplace(c.id, KpiContribution{});
   auto [it, inserted] = cases_.emplace(c.id, std::move(c));
   CL_CHECK_MSG(inserted, "case id reused: " + it->first);
   Case& kase = it->second;
-  open_by_key_[MergeKey(kase.category, kase.cell)].push_back(kase.id);
+  Index(kase);
+  if (s.source == SignalSource::kSensor) by_sensor_[s.rule_id + "/" + s.device_id] = kase.id;
   ++stats_.opened;
+  fx->opened_cases.push_back(kase.id);
 
+  Actor system;
+  system.rule = s.rule_id;
   json opened = Summary(kase);
   opened["signal"] = SignalToJson(s);
   opened["routing"] = {{"rule", "grid->district, catalogue->department"},
-                       {"department_source", city_->FindCategory(kase.category) ? "catalogue" : "district_default"}};
+                       {"department_source", category ? "catalogue" : "district_default"}};
   if (confirm) opened["awaiting"] = "confirmation";
-  Emit(kase, "city.case.opened", s.fired_ms, std::move(opened), fx);
-  if (confirm) return &kase;
-
-  // Dispatch at once: sensor-confirmed cases need no manual verification.
-  const SlaOptions& sla = city_->config().sla;
-  kase.status = CaseStatus::kDispatched;
-  kase.dispatched_ms = s.fired_ms;
-  auto limit = [](const std::map<Priority, int64_t>& m, Priority p) {
-    auto l = m.find(p);
-    return l == m.end() ? int64_t{0} : l->second;
-  };
-  const int64_t ack = limit(sla.acknowledge_ms, kase.priority);
-  auto by_cat = sla.handle_by_category_ms.find(kase.category);
-  const int64_t handle = by_cat != sla.handle_by_category_ms.end() ? by_cat->second : limit(sla.handle_ms, kase.priority);
-  kase.ack_deadline_ms = ack ? kase.dispatched_ms + ack : 0;
-  kase.handle_deadline_ms = handle ? kase.dispatched_ms + handle : 0;
-
-  json candidates = json::array();
-  for (const Unit* u : city_->UnitsNearest(kase.department, cell, kase.position)) {
-    if (candidates.size() == 3) break;
-    candidates.push_back({{"unit_id", u->id}, {"name", u->name},
-                          {"distance_m", static_cast<int64_t>(DistanceMeters(u->base, kase.position))}});
-  }
-  if (!candidates.empty()) kase.recommended_unit = candidates[0]["unit_id"].get<std::string>();
-
-  json deadlines = json::object();
-  if (kase.ack_deadline_ms) deadlines["acknowledge"] = FormatRfc3339Ms(kase.ack_deadline_ms);
-  if (kase.handle_deadline_ms) deadlines["handle"] = FormatRfc3339Ms(kase.handle_deadline_ms);
-  json dispatched = Summary(kase);
-  dispatched["recommended_unit"] = kase.recommended_unit.empty() ? json(nullptr) : json(kase.recommended_unit);
-  dispatched["deadlines"] = deadlines;
-  Emit(kase, "city.case.dispatched", kase.dispatched_ms, dispatched, fx);
-
-  json order = Summary(kase);
-  order["recommended_unit"] = candidates.empty() ? json(nullptr) : candidates[0];
-  order["candidates"] = candidates;
-  order["deadlines"] = deadlines;
-  Emit(kase, "city.dispatch.order", kase.dispatched_ms, std::move(order), fx);
+  Emit(kase, "city.case.opened", s.fired_ms, std::move(opened), system, fx);
+  if (!confirm) Register(kase, system, s.fired_ms, fx);
   return &kase;
 }
 
@@ -194,55 +252,63 @@ std::vector<Case*> CaseEngine::Candidates(const Signal& s) {
   return out;
 }
 
-void CaseEngine::Merge(Case& into, Case& from, const std::string& reason, int64_t at_ms, Effects* fx) {
+void CaseEngine::Merge(Case& into, Case& from, const Actor& actor, int64_t at_ms, Effects* fx) {
+  Touch(into);
+  Touch(from);
   for (Signal& s : from.signals) into.signals.push_back(s);
   into.first_event_ms = std::min(into.first_event_ms, from.first_event_ms);
   into.last_signal_ms = std::max(into.last_signal_ms, from.last_signal_ms);
   const Priority before = into.priority;
   if (from.priority < into.priority) into.priority = from.priority;
   into.absorbed.push_back(from.id);
-  const bool was_dispatched = from.dispatched_ms != 0;
+  Unindex(from);
+  for (Task& t : from.tasks) {
+    if (TaskIsActive(t.status) && t.status != TaskStatus::kHandled) {
+      // The department was sent to the absorbed case: tell it the task is now the other case's.
+      t.status = TaskStatus::kCancelled;
+      units_.Release(t.unit, from.id);
+      json cancel = Summary(from);
+      cancel["department"] = t.department;
+      cancel["reason"] = "merged";
+      cancel["merged_into"] = into.id;
+      cancel["merged_into_department"] = into.department;
+      Emit(from, "city.dispatch.cancelled", at_ms, std::move(cancel), actor, fx);
+    }
+  }
   from.status = CaseStatus::kMerged;
   from.merged_into = into.id;
-  if (auto key = open_by_key_.find(MergeKey(from.category, from.cell)); key != open_by_key_.end()) {
-    std::erase(key->second, from.id);
-    if (key->second.empty()) open_by_key_.erase(key);
-  }
   ++stats_.merged_cases;
 
   json gone = Summary(from);
   gone["merged_into"] = into.id;
-  gone["reason"] = reason;
-  Emit(from, "city.case.merged", at_ms, std::move(gone), fx);
-  if (was_dispatched) {
-    // The department was sent to the absorbed case: tell it the task is now the other case's.
-    json cancel = Summary(from);
-    cancel["reason"] = "merged";
-    cancel["merged_into"] = into.id;
-    cancel["merged_into_department"] = into.department;
-    Emit(from, "city.dispatch.cancelled", at_ms, std::move(cancel), fx);
-  }
+  gone["reason"] = actor.reason;
+  Emit(from, "city.case.merged", at_ms, std::move(gone), actor, fx);
   json kept = Summary(into);
   kept["absorbed"] = from.id;
-  kept["reason"] = reason;
+  kept["reason"] = actor.reason;
   kept["absorbed_signals"] = from.signals.size();
   if (into.priority != before) kept["priority_changed"] = {{"from", PriorityName(before)}, {"to", PriorityName(into.priority)}};
-  Emit(into, "city.case.merged", at_ms, std::move(kept), fx);
-  fx->changed_cases.push_back(from.id);
-  fx->changed_cases.push_back(into.id);
+  Emit(into, "city.case.merged", at_ms, std::move(kept), actor, fx);
 }
 
 void CaseEngine::AddSignal(Case& c, const Signal& s, Effects* fx) {
+  Touch(c);
   c.signals.push_back(s);
   c.last_signal_ms = std::max(c.last_signal_ms, s.fired_ms);
   const Priority before = c.priority;
   if (s.priority < c.priority) c.priority = s.priority;
+  // The device is abnormal again: sensor-backed verification starts over.
+  if (s.source == SignalSource::kSensor && SensorBacked(c) && s.device_id == c.signals.front().device_id) {
+    c.normal_since_ms = 0;
+    if (c.status == CaseStatus::kVerifying) c.status = CaseStatus::kHandled;
+  }
   ++stats_.merged_signals;
   json data = Summary(c);
   data["signal"] = SignalToJson(s);
   if (c.priority != before) data["priority_changed"] = {{"from", PriorityName(before)}, {"to", PriorityName(c.priority)}};
-  Emit(c, "city.case.signal_added", s.fired_ms, std::move(data), fx);
-  fx->changed_cases.push_back(c.id);
+  Actor system;
+  system.rule = s.rule_id;
+  Emit(c, "city.case.signal_added", s.fired_ms, std::move(data), system, fx);
 }
 
 Case* CaseEngine::OpenCaseHolding(const std::string& signal_id) {
@@ -257,8 +323,22 @@ Case* CaseEngine::OpenCaseHolding(const std::string& signal_id) {
   return nullptr;
 }
 
+Case* CaseEngine::RelapsedCase(const Signal& s) {
+  const int64_t within = city_->config().dispatch.relapse_within_ms;
+  if (s.source != SignalSource::kSensor || within <= 0) return nullptr;
+  auto it = by_sensor_.find(s.rule_id + "/" + s.device_id);
+  if (it == by_sensor_.end()) return nullptr;
+  Case& c = cases_.at(it->second);
+  const bool sensor_closed = c.status == CaseStatus::kClosed && c.verified_ms != 0 && c.verified_ms == c.closed_ms;
+  if (!sensor_closed || s.fired_ms < c.closed_ms || s.fired_ms > c.closed_ms + within) return nullptr;
+  return &c;
+}
+
 void CaseEngine::OnSignal(const Signal& s, Effects* fx) {
   if (s.cell < 0 || s.cell >= city_->grid().cell_count()) return;
+  auto known_in = [&](const Case& c) {
+    return std::any_of(c.signals.begin(), c.signals.end(), [&](const Signal& k) { return k.id == s.id; });
+  };
   if (!s.follows.empty()) {
     // A follow-up (a camera event's update or end) joins the case of the
     // signal it follows, or nothing once that case is closed.
@@ -267,47 +347,62 @@ void CaseEngine::OnSignal(const Signal& s, Effects* fx) {
       ++stats_.orphan_followups;
       return;
     }
-    for (const Signal& known : c->signals) {
-      if (known.id == s.id) {
-        ++stats_.duplicate_signals;
-        return;
-      }
+    if (known_in(*c)) {
+      ++stats_.duplicate_signals;
+      return;
     }
     AddSignal(*c, s, fx);
+    Settle(fx);
     return;
   }
   std::vector<Case*> candidates = Candidates(s);
-  for (Case* c : candidates) {
-    for (const Signal& known : c->signals) {
-      if (known.id == s.id) {
-        ++stats_.duplicate_signals;
-        return;
-      }
-    }
+  if (std::any_of(candidates.begin(), candidates.end(), [&](const Case* c) { return known_in(*c); })) {
+    ++stats_.duplicate_signals;
+    return;
   }
   Case* target = nullptr;
   if (candidates.empty()) {
+    if (Case* relapsed = RelapsedCase(s); relapsed && !known_in(*relapsed)) {
+      ++stats_.relapses;
+      Actor system;
+      system.rule = "verification.relapse_within";
+      system.reason = "relapse of " + s.rule_id + " on " + s.device_id + " after sensor-backed verification";
+      Touch(*relapsed);
+      relapsed->signals.push_back(s);
+      relapsed->last_signal_ms = std::max(relapsed->last_signal_ms, s.fired_ms);
+      Reopen(*relapsed, system, s.fired_ms, fx);
+      Settle(fx);
+      return;
+    }
     target = OpenCase(s, fx);
-    fx->changed_cases.push_back(target->id);
-    fx->opened_cases.push_back(target->id);
   } else {
     target = candidates.front();
     AddSignal(*target, s, fx);
   }
   // The signal bridges cases that are one problem: they merge into the oldest.
   for (size_t i = 1; i < candidates.size(); ++i) {
-    Merge(*target, *candidates[i], "signal " + s.id + " joins both", s.fired_ms, fx);
+    Actor system;
+    system.rule = "merge";
+    system.reason = "signal " + s.id + " joins both";
+    Merge(*target, *candidates[i], system, s.fired_ms, fx);
   }
-  if (!s.absorb_members || s.members.empty()) return;
-  std::vector<Case*> absorbed;
-  for (auto& [id, c] : cases_) {
-    if (&c == target || !CaseIsOpen(c.status)) continue;
-    const bool holds = std::any_of(c.signals.begin(), c.signals.end(), [&](const Signal& x) {
-      return std::find(s.members.begin(), s.members.end(), x.id) != s.members.end();
-    });
-    if (holds) absorbed.push_back(&c);
+  if (s.absorb_members && !s.members.empty()) {
+    std::vector<Case*> absorbed;
+    for (auto& [id, c] : cases_) {
+      if (&c == target || !CaseIsOpen(c.status)) continue;
+      const bool holds = std::any_of(c.signals.begin(), c.signals.end(), [&](const Signal& x) {
+        return std::find(s.members.begin(), s.members.end(), x.id) != s.members.end();
+      });
+      if (holds) absorbed.push_back(&c);
+    }
+    for (Case* c : absorbed) {
+      Actor system;
+      system.rule = s.rule_id;
+      system.reason = "correlation " + s.rule_id + " (" + s.explanation + ")";
+      Merge(*target, *c, system, s.fired_ms, fx);
+    }
   }
-  for (Case* c : absorbed) Merge(*target, *c, "correlation " + s.rule_id + " (" + s.explanation + ")", s.fired_ms, fx);
+  Settle(fx);
 }
 
 }  // namespace cityloop::dispatch

@@ -1,18 +1,32 @@
 // CaseEngine: turns signals into cases (one case per real-world problem) and
-// routes them. A signal joins the open case of its category in its grid cell
-// when that case saw a signal within the merge window; otherwise it opens a
-// case, which is registered, routed (cell -> district, category -> department
-// via the responsibility catalogue) and dispatched with the nearest eligible
-// unit and SLA deadlines. Every change yields audit entries and CloudEvents
-// records (ids "<case_id>:<seq>", deterministic) for the outbox.
-// Deterministic: the same signals in the same order give the same cases, ids
-// and events. Owned and called by one engine thread.
+// carries every case through the workflow of DOMAIN.md to closure.
+//
+// - Signals: a signal joins the open case of its category in its grid cell
+//   (or a neighbouring cell within merge.radius_m) seen within the merge
+//   window; otherwise it opens a case, which is registered (or waits in
+//   `detected` for 核实), routed (cell -> district, category -> department)
+//   and dispatched with the nearest eligible unit and SLA clocks.
+// - Commands (cityloop.commands, in log order): the transition table of
+//   docs/ARCHITECTURE.md "Case workflow"; an action the case's status or the
+//   actor's role does not allow is rejected with a reason and changes nothing.
+// - Time: AdvanceTo(watermark) fires SLA lights, escalation levels, unit
+//   lateness warnings and sensor-backed verification, in event time, so a
+//   replay gives the same results.
+// - Units: positions and status from city.units (UnitTracker).
+// - KPIs: every change replaces the case's contribution in the KpiBook.
+//
+// Every change yields audit entries (actor, role, time, reason, rule, and the
+// case as it became) and CloudEvents records (ids "<case_id>:<seq>",
+// deterministic) for the outbox. Deterministic: the same inputs in the same
+// order give the same cases, ids and events. Owned and called by one engine
+// thread.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -23,6 +37,9 @@
 
 #include "core/city.h"
 #include "core/model.h"
+#include "dispatch/kpi.h"
+#include "dispatch/sla.h"
+#include "dispatch/unit_tracker.h"
 
 namespace cityloop::dispatch {
 
@@ -54,47 +71,131 @@ struct CaseEngineStats {
   int64_t duplicate_signals = 0;
   int64_t merged_cases = 0;
   int64_t orphan_followups = 0;  // follow-ups whose case is closed or unknown
+  int64_t commands_applied = 0;
+  int64_t sla_warnings = 0;
+  int64_t sla_breaches = 0;
+  int64_t escalations = 0;
+  int64_t ping_pongs = 0;
+  int64_t auto_verified = 0;
+  int64_t relapses = 0;
+  std::map<std::string, int64_t> rejected;  // command rejections by reason
 };
 
 class CaseEngine {
  public:
   explicit CaseEngine(std::shared_ptr<const CityModel> city);
 
-  // Puts a stored case back (on start). Cases must be restored before signals arrive.
+  // Puts a stored case back (on start). Cases must be restored before input arrives.
   void Restore(Case c);
   // Next case number (persisted in meta "case_seq").
   void RestoreCaseSequence(uint64_t next) { next_case_number_ = next; }
   uint64_t next_case_number() const { return next_case_number_; }
 
-  // Joins s to the open case of its category in its cell, or in a
-  // neighbouring cell within merge.radius_m, seen within merge.window; else
-  // opens one. When s touches several such cases, or absorbs the cases of a
-  // correlation's members, they merge into the oldest (city.case.merged).
+  // Joins s to a case or opens one; see the file comment. When s touches
+  // several open cases, or absorbs the cases of a correlation's members,
+  // they merge into the oldest (city.case.merged). A sensor rule's relapse
+  // soon after a sensor-verified closure reopens that case.
   void OnSignal(const Signal& s, Effects* fx);
-  // Swaps in a reloaded model (same city; new rules and merge settings).
-  void SetCity(std::shared_ptr<const CityModel> city) { city_ = std::move(city); }
+  // Applies one operator action. Returns "" when applied, else the reason
+  // it was rejected (a city.command.rejected event says so; nothing changed).
+  std::string OnCommand(const Command& cmd, Effects* fx);
+  // A sensor rule's alarm ended: starts the quiet time of sensor-backed verification.
+  void OnRecovery(const Recovery& r, Effects* fx);
+  // One city.units report. Returns "" when applied, else why not.
+  std::string OnUnitUpdate(const UnitUpdate& u, Effects* fx);
+  // Fires everything due at or before watermark_ms, oldest first.
+  void AdvanceTo(int64_t watermark_ms, Effects* fx);
+  // Swaps in a reloaded model (same city; new rules, merge and SLA settings
+  // apply to clocks started from now on).
+  void SetCity(std::shared_ptr<const CityModel> city);
 
   const Case* Find(std::string_view id) const;
   size_t case_count() const { return cases_.size(); }
-  size_t open_count() const;
+  size_t open_count() const { return open_count_; }
   const CaseEngineStats& stats() const { return stats_; }
+  const KpiBook& kpi() const { return kpi_; }
+  UnitTracker& units() { return units_; }
+  const UnitTracker& units() const { return units_; }
+  const SlaPolicy& sla() const { return *sla_; }
+  int64_t time_ms() const { return now_ms_; }  // the newest watermark seen
+  // Approximate heap bytes of the open cases (for the memory benchmark and /metrics).
+  size_t OpenCaseBytes() const;
 
  private:
+  struct Actor {
+    std::string name = "system";
+    Role role = Role::kSystem;
+    std::string reason;      // the operator's note, or what the engine decided
+    std::string rule;        // the rule or policy behind an automatic decision
+    std::string command_id;
+  };
+
+  // Intake (case_engine.cc).
   Case* OpenCase(const Signal& s, Effects* fx);
-  void Emit(Case& c, const std::string& type, int64_t time_ms, nlohmann::json data, Effects* fx);
-  void Audit(Case& c, uint32_t seq, const std::string& action, int64_t at_ms, nlohmann::json detail, Effects* fx);
-  nlohmann::json Summary(const Case& c) const;
-  std::string MergeKey(const std::string& category, int cell) const;
-  // Open cases s may join, oldest first.
   std::vector<Case*> Candidates(const Signal& s);
-  // Moves from's signals into into and closes from as merged.
-  void Merge(Case& into, Case& from, const std::string& reason, int64_t at_ms, Effects* fx);
+  void Merge(Case& into, Case& from, const Actor& actor, int64_t at_ms, Effects* fx);
   void AddSignal(Case& c, const Signal& s, Effects* fx);
   Case* OpenCaseHolding(const std::string& signal_id);
+  Case* RelapsedCase(const Signal& s);
+
+  // Workflow (case_workflow.cc).
+  void Register(Case& c, const Actor& actor, int64_t at_ms, Effects* fx);
+  // Dispatches a new task for dept (lead or assisting) with its order.
+  Task& Dispatch(Case& c, const std::string& dept, bool lead, const Actor& actor, int64_t at_ms, Effects* fx);
+  void CancelTask(Case& c, Task& t, const std::string& reason, const Actor& actor, int64_t at_ms, Effects* fx);
+  // The case status that follows from its tasks (dispatch phase) after a task moved.
+  void SyncStatus(Case& c, const Actor& actor, int64_t at_ms, Effects* fx);
+  void Close(Case& c, bool verified, const Actor& actor, int64_t at_ms, Effects* fx);
+  void Reopen(Case& c, const Actor& actor, int64_t at_ms, Effects* fx);
+  void Escalate(Case& c, const std::string& level, const std::string& target, const std::string& why,
+                std::optional<SlaStage> stage, const Actor& actor, int64_t at_ms, Effects* fx);
+  std::string Apply(Case& c, const Command& cmd, int64_t at_ms, Effects* fx);
+  void Reject(const Command& cmd, const Case* c, const std::string& reason, Effects* fx);
+
+  // Time (case_timers.cc). The next thing due on a case: a light change of
+  // one of its clocks, an escalation level, the unit's lateness, or the end
+  // of a sensor-backed verification.
+  struct DueItem {
+    enum Kind { kLight, kEscalation, kLateness, kAutoVerify };
+    int64_t at = kNever;
+    Kind kind = kLight;
+    int task = -1;  // index into tasks; -1: a case-level clock
+    SlaStage stage = SlaStage::kHandle;
+    size_t level = 0;  // kEscalation: index into escalation.levels
+  };
+  DueItem NextItem(const Case& c) const;
+  int64_t NextDue(const Case& c) const { return NextItem(c).at; }
+  void FireDue(Case& c, Effects* fx);
+  void Fire(Case& c, const DueItem& item, Effects* fx);
+  // The instant the lead task's unit must leave to arrive by its deadline (kNever: none).
+  int64_t LatestDeparture(const Case& c) const;
+  bool SensorBacked(const Case& c) const;
+  int64_t AutoVerifyAt(const Case& c) const;
+
+  // Bookkeeping: Touch() before the first change of a case in a call,
+  // Settle() at the end of the call (KPIs, timers, changed list, indexes).
+  Case& Touch(Case& c);
+  void Settle(Effects* fx);
+  void Retime(const Case& c);  // puts c's next due instant in timers_
+  void Index(const Case& c);
+  void Unindex(const Case& c);
+
+  void Emit(Case& c, const std::string& type, int64_t time_ms, nlohmann::json data, const Actor& actor, Effects* fx);
+  nlohmann::json Summary(const Case& c) const;
+  std::string MergeKey(const std::string& category, int cell) const;
 
   std::shared_ptr<const CityModel> city_;
+  std::unique_ptr<SlaPolicy> sla_;
+  UnitTracker units_;
+  KpiBook kpi_;
   std::map<std::string, Case> cases_;                        // by id
   std::unordered_map<std::string, std::vector<std::string>> open_by_key_;  // category/cell -> open case ids
+  std::unordered_map<std::string, std::string> by_sensor_;   // "rule/device" of a sensor-opened case -> newest case id
+  std::set<std::pair<int64_t, std::string>> timers_;         // (due, case id)
+  std::unordered_map<std::string, int64_t> due_;             // case id -> its entry in timers_
+  std::map<std::string, KpiContribution> touched_;           // this call's changed cases -> contribution before
+  size_t open_count_ = 0;
+  int64_t now_ms_ = 0;
   uint64_t next_case_number_ = 1;
   CaseEngineStats stats_;
 };

@@ -106,7 +106,7 @@ TEST(Config, BaseConfigLoads) {
   EXPECT_DOUBLE_EQ(rule.clear, 0.20);
   EXPECT_EQ(rule.min_duration_ms, 120000);
   EXPECT_FALSE(rule.priority.has_value());
-  EXPECT_EQ(c.sla.handle_by_category_ms.at("waterlogging"), 4 * 3600000);
+  EXPECT_EQ(c.sla.handle_by_category.at("waterlogging"), (SlaLimit{SlaLimit::Basis::kWall, 4 * 3600000}));
 }
 
 TEST(Config, DefaultsFillWhatIsLeftOut) {
@@ -120,14 +120,20 @@ TEST(Config, DefaultsFillWhatIsLeftOut) {
   EXPECT_EQ(c.city.utc_offset_minutes, 480);
   EXPECT_EQ(c.rules.merge_window_ms, 30 * 60000);
   EXPECT_DOUBLE_EQ(c.rules.threshold[0].clear, 0.30);  // clear defaults to the raise level
-  EXPECT_EQ(c.sla.acknowledge_ms.at(Priority::kUrgent), 10 * 60000);
-  EXPECT_EQ(c.sla.acknowledge_ms.at(Priority::kHigh), 30 * 60000);
-  EXPECT_EQ(c.sla.acknowledge_ms.at(Priority::kNormal), 60 * 60000);
-  EXPECT_EQ(c.sla.acknowledge_ms.at(Priority::kLow), 4 * 3600000);
-  EXPECT_EQ(c.sla.handle_ms.at(Priority::kUrgent), 3600000);
-  EXPECT_EQ(c.sla.handle_ms.at(Priority::kHigh), 4 * 3600000);
-  EXPECT_EQ(c.sla.handle_ms.at(Priority::kNormal), 8 * 3600000);
-  EXPECT_EQ(c.sla.handle_ms.at(Priority::kLow), 24 * 3600000);
+  auto limit = [&](SlaStage st, Priority p) { return c.sla.by_priority.at(st).at(p); };
+  auto wall = [](int64_t ms) { return SlaLimit{SlaLimit::Basis::kWall, ms}; };
+  EXPECT_EQ(limit(SlaStage::kAcknowledge, Priority::kUrgent), wall(10 * 60000));
+  EXPECT_EQ(limit(SlaStage::kAcknowledge, Priority::kHigh), wall(30 * 60000));
+  EXPECT_EQ(limit(SlaStage::kAcknowledge, Priority::kNormal), wall(60 * 60000));
+  EXPECT_EQ(limit(SlaStage::kAcknowledge, Priority::kLow), wall(4 * 3600000));
+  EXPECT_EQ(limit(SlaStage::kHandle, Priority::kUrgent), wall(3600000));
+  EXPECT_EQ(limit(SlaStage::kHandle, Priority::kLow), wall(24 * 3600000));
+  EXPECT_EQ(limit(SlaStage::kClose, Priority::kNormal), (SlaLimit{SlaLimit::Basis::kWorkingDays, 3}));
+  ASSERT_EQ(c.escalation.levels.size(), 3u);
+  EXPECT_EQ(c.escalation.levels[0].name, "reminder");
+  EXPECT_EQ(c.escalation.levels[0].after_ms, -30 * 60000);
+  EXPECT_EQ(c.sla.calendar.utc_offset_minutes, 480);
+  EXPECT_EQ(c.sla.calendar.hours.size(), 2u);
   EXPECT_DOUBLE_EQ(c.sla.warning_ratio, 0.8);
   EXPECT_EQ(c.city.sensor_kinds.size(), BuiltinSensorKinds().size());
 }
@@ -135,8 +141,52 @@ TEST(Config, DefaultsFillWhatIsLeftOut) {
 TEST(Config, PartialSlaMapKeepsOtherDefaults) {
   auto r = LoadConfigText(Edit(kBase, "sla:\n", "sla:\n  acknowledge: {urgent: 5m}\n"), kFile);
   ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
-  EXPECT_EQ(r.config->sla.acknowledge_ms.at(Priority::kUrgent), 5 * 60000);
-  EXPECT_EQ(r.config->sla.acknowledge_ms.at(Priority::kLow), 4 * 3600000);
+  const auto& ack = r.config->sla.by_priority.at(SlaStage::kAcknowledge);
+  EXPECT_EQ(ack.at(Priority::kUrgent), (SlaLimit{SlaLimit::Basis::kWall, 5 * 60000}));
+  EXPECT_EQ(ack.at(Priority::kLow), (SlaLimit{SlaLimit::Basis::kWall, 4 * 3600000}));
+}
+
+TEST(Config, SlaCalendarEscalationDispatchAndKpiSections) {
+  auto r = LoadConfigText(Edit(kBase, "sla:\n",
+                               "escalation:\n"
+                               "  levels:\n"
+                               "    - {name: reminder, stage: acknowledge, after: -5m, target: department}\n"
+                               "  max_returns: 2\n"
+                               "dispatch:\n"
+                               "  default_speed: 40\n"
+                               "  speeds: {truck: 20}\n"
+                               "  verification: {sensor_normal_for: 10m, confirm_channels: [citizen]}\n"
+                               "kpi:\n"
+                               "  weights: {close_rate: 1}\n"
+                               "sla:\n"
+                               "  handle: {normal: 4wh}\n"
+                               "  limits:\n"
+                               "    - {category: waterlogging, priority: high, stage: arrive, limit: 20m}\n"
+                               "  calendar:\n"
+                               "    workdays: [mon, tue, wed, thu, fri, sat]\n"
+                               "    hours: [\"09:00-12:00\", \"13:00-18:00\"]\n"
+                               "    holidays: [2026-10-01]\n"
+                               "    extra_workdays: [2026-10-11]\n"),
+                          kFile);
+  ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
+  const Config& c = *r.config;
+  EXPECT_EQ(c.sla.by_priority.at(SlaStage::kHandle).at(Priority::kNormal),
+            (SlaLimit{SlaLimit::Basis::kWorkingMs, 4 * 3600000}));
+  ASSERT_EQ(c.sla.limits.size(), 1u);
+  EXPECT_EQ(c.sla.limits[0].stage, SlaStage::kArrive);
+  EXPECT_EQ(c.sla.limits[0].priority, Priority::kHigh);
+  EXPECT_TRUE(c.sla.calendar.workdays[5]);
+  EXPECT_FALSE(c.sla.calendar.workdays[6]);
+  EXPECT_EQ(c.sla.calendar.hours, (std::vector<std::pair<int, int>>{{540, 720}, {780, 1080}}));
+  EXPECT_EQ(c.sla.calendar.holidays, (std::vector<int64_t>{20727}));  // 2026-10-01
+  ASSERT_EQ(c.escalation.levels.size(), 1u);  // the config's levels replace the defaults
+  EXPECT_EQ(c.escalation.levels[0].stage, SlaStage::kAcknowledge);
+  EXPECT_EQ(c.escalation.max_returns, 2);
+  EXPECT_DOUBLE_EQ(c.dispatch.default_speed_kmh, 40);
+  EXPECT_DOUBLE_EQ(c.dispatch.speed_kmh.at("truck"), 20);
+  EXPECT_EQ(c.dispatch.sensor_normal_for_ms, 10 * 60000);
+  EXPECT_EQ(c.dispatch.confirm_channels, std::vector<std::string>{"citizen"});
+  EXPECT_EQ(c.kpi.weights, (std::map<std::string, double>{{"close_rate", 1}}));
 }
 
 TEST(Config, SensorKindsOverrideBuiltinsAndDeclareNewKinds) {
@@ -527,8 +577,27 @@ INSTANTIATE_TEST_SUITE_P(
                 "kafka.batch.max_messages", "batch:", "must be within [1, 1000000], got 0"},
         BadCase{"BadUtcOffset", "city:\n", "city:\n  utc_offset: \"8 hours\"\n", "city.utc_offset", "utc_offset",
                 "expected a UTC offset such as \"+08:00\""},
-        BadCase{"ReservedSection", "sla:\n", "escalation: {remind_at: 0.5}\nsla:\n", "escalation", "escalation:",
-                "reserved"},
+        BadCase{"UnknownEscalationKey", "sla:\n", "escalation: {remind_at: 0.5}\nsla:\n", "escalation.remind_at",
+                "escalation:", "unknown key"},
+        BadCase{"BadSlaLimit", "sla:\n", "sla:\n  handle: {low: 3 days}\n", "sla.handle.low", "handle:",
+                "expected a time limit such as 30m, 4h"},
+        BadCase{"SlaLimitUnknownCategory", "sla:\n", "sla:\n  limits:\n    - {category: potholes, limit: 2h}\n",
+                "sla.limits[0].category", "potholes", "unknown category 'potholes'"},
+        BadCase{"SlaLimitUnknownStage", "sla:\n", "sla:\n  limits:\n    - {stage: fix, limit: 2h}\n",
+                "sla.limits[0].stage", "stage: fix", "expected one of acknowledge, arrive, handle, verify, close"},
+        BadCase{"CalendarOverlappingHours", "sla:\n",
+                "sla:\n  calendar:\n    hours: [\"08:00-12:00\", \"11:00-17:00\"]\n", "sla.calendar.hours[1]",
+                "11:00-17:00", "must be in order and must not overlap"},
+        BadCase{"CalendarBadDate", "sla:\n", "sla:\n  calendar:\n    holidays: [2026-13-01]\n",
+                "sla.calendar.holidays[0]", "holidays:", "expected a date such as 2026-10-01"},
+        BadCase{"WarningAfterBreach", "sla:\n", "sla:\n  warning_ratio: 1.0\n  breach_ratio: 0.9\n",
+                "sla.warning_ratio", "warning_ratio", "must be below breach_ratio"},
+        BadCase{"EscalationLevelWithoutTarget", "sla:\n", "escalation:\n  levels:\n    - {name: reminder}\nsla:\n",
+                "escalation.levels[0].target", "name: reminder", "missing required key"},
+        BadCase{"NegativeSpeed", "sla:\n", "dispatch:\n  speeds: {truck: -5}\nsla:\n", "dispatch.speeds.truck",
+                "truck: -5", "must be within (0, 500]"},
+        BadCase{"UnknownKpiRate", "sla:\n", "kpi:\n  weights: {close_rat: 1}\nsla:\n", "kpi.weights.close_rat",
+                "close_rat", "unknown KPI rate"},
         BadCase{"ZoneUnknownDetector", "  units:\n", Cameras("detectors: [parking]"),
                 "city.cameras[0].zones[0].detectors[0]", "parking",
                 "expected one of intrusion, stationary, crowd, congestion, wrong_way, fire, got 'parking'"},

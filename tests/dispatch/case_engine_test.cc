@@ -61,8 +61,9 @@ TEST_F(CaseEngineTest, ANewSignalOpensRoutesAndDispatchesACase) {
   EXPECT_EQ(c->department, "drainage");
   EXPECT_EQ(c->cell_code, city_->Cell(11).code);
   EXPECT_EQ(c->recommended_unit, "drain-2");  // nearest eligible drainage unit to (2,3)
-  EXPECT_EQ(c->ack_deadline_ms, kT0 + kMin + 30 * kMin);
-  EXPECT_EQ(c->handle_deadline_ms, kT0 + kMin + 4 * 60 * kMin);
+  ASSERT_EQ(c->tasks.size(), 1u);
+  EXPECT_EQ(c->tasks[0].acknowledge.deadline_ms, kT0 + kMin + 30 * kMin);  // high priority, wall clock
+  EXPECT_EQ(c->tasks[0].handle.deadline_ms, kT0 + kMin + 4 * 60 * kMin);
 
   auto cases = EventsOf(fx_, "cityloop.cases");
   ASSERT_EQ(cases.size(), 2u);

@@ -40,8 +40,9 @@ Config TestConfig() {
   gas.clear = 300;
   c.rules.threshold = {wl, gas};
   c.rules.merge_window_ms = 30 * 60000;
-  c.sla.acknowledge_ms = {{Priority::kUrgent, 10 * 60000}, {Priority::kHigh, 30 * 60000}};
-  c.sla.handle_ms = {{Priority::kUrgent, 60 * 60000}, {Priority::kHigh, 4 * 3600000}};
+  auto wall = [](int64_t minutes) { return SlaLimit{SlaLimit::Basis::kWall, minutes * 60000}; };
+  c.sla.by_priority[SlaStage::kAcknowledge] = {{Priority::kUrgent, wall(10)}, {Priority::kHigh, wall(30)}};
+  c.sla.by_priority[SlaStage::kHandle] = {{Priority::kUrgent, wall(60)}, {Priority::kHigh, wall(240)}};
   return c;
 }
 
