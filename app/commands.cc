@@ -212,7 +212,13 @@ int SimulateCommand(const SimulateArgs& args, const std::atomic<bool>& stop) {
     std::cerr << "--rate must be positive\n";
     return kExitUsage;
   }
+  if (args.operate && !args.units) {
+    std::cerr << "--operate needs the units (drop --no-units)\n";
+    return kExitUsage;
+  }
   SimulationRun run;
+  run.units = args.units;
+  run.operate = args.operate;
   run.bootstrap = args.bootstrap;
   run.truth_path = args.truth;
   run.paced = !args.fast;
@@ -229,7 +235,10 @@ int SimulateCommand(const SimulateArgs& args, const std::atomic<bool>& stop) {
     run.sim.incident_every_ms = *every;
   }
   if (args.start.empty()) {
-    run.sim.start_ms = clock.now_ms() - (args.fast ? run.sim.duration_ms : 0);
+    // A fast run writes the past; with operators it leaves an hour for the
+    // units' last jobs, which would otherwise lie in the engine's future.
+    const int64_t tail_ms = args.fast && args.operate ? 3600000 : 0;
+    run.sim.start_ms = clock.now_ms() - (args.fast ? run.sim.duration_ms + tail_ms : 0);
   } else if (auto ts = ParseRfc3339Ms(args.start)) {
     run.sim.start_ms = *ts;
   } else {
@@ -250,7 +259,9 @@ int SimulateCommand(const SimulateArgs& args, const std::atomic<bool>& stop) {
     spdlog::error("simulation failed: {}", stats.status().ToString());
     return kExitRuntime;
   }
-  std::cout << "simulated " << stats->produced << " readings, " << stats->incidents << " incidents\n";
+  std::cout << "simulated " << stats->produced << " readings, " << stats->incidents << " incidents, "
+            << stats->unit_reports << " unit reports, " << stats->commands << " commands ("
+            << stats->orders_taken << " orders taken)\n";
   return kExitOk;
 }
 

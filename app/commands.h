@@ -55,6 +55,8 @@ struct SimulateArgs {
   double speed = 1;
   std::string incident_every;
   double camera_fps = -1;  // < 0 = camera.fps, 0 = no frames
+  bool units = true;       // --units / --no-units: field units' status and positions
+  bool operate = false;    // --operate: read orders, send units, produce the operators' commands
 };
 int SimulateCommand(const SimulateArgs& args, const std::atomic<bool>& stop);
 

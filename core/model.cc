@@ -105,23 +105,24 @@ bool CaseIsOpen(CaseStatus s) {
 
 namespace cityloop {
 
+// Newest first: a reopened case's new lead task, not the one handled before.
 Task* Case::LeadTask() {
-  for (Task& t : tasks) {
-    if (t.lead && TaskIsActive(t.status)) return &t;
+  for (auto t = tasks.rbegin(); t != tasks.rend(); ++t) {
+    if (t->lead && TaskIsActive(t->status)) return &*t;
   }
   return nullptr;
 }
 
 const Task* Case::LeadTask() const {
-  for (const Task& t : tasks) {
-    if (t.lead && TaskIsActive(t.status)) return &t;
+  for (auto t = tasks.rbegin(); t != tasks.rend(); ++t) {
+    if (t->lead && TaskIsActive(t->status)) return &*t;
   }
   return nullptr;
 }
 
 Task* Case::FindTask(std::string_view dept) {
-  for (Task& t : tasks) {
-    if (t.department == dept && TaskIsActive(t.status)) return &t;
+  for (auto t = tasks.rbegin(); t != tasks.rend(); ++t) {
+    if (t->department == dept && TaskIsActive(t->status) && t->status != TaskStatus::kHandled) return &*t;
   }
   return nullptr;
 }

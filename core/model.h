@@ -260,7 +260,7 @@ struct Case {
   uint32_t event_seq = 0;        // number of output events emitted; the next id suffix
   Task* LeadTask();
   const Task* LeadTask() const;
-  Task* FindTask(std::string_view dept);  // its active task
+  Task* FindTask(std::string_view dept);  // its newest task still to do (not handled, returned or cancelled)
 };
 
 }  // namespace cityloop

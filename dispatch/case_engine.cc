@@ -266,6 +266,7 @@ void CaseEngine::Merge(Case& into, Case& from, const Actor& actor, int64_t at_ms
     if (TaskIsActive(t.status) && t.status != TaskStatus::kHandled) {
       // The department was sent to the absorbed case: tell it the task is now the other case's.
       t.status = TaskStatus::kCancelled;
+      for (SlaClock* k : {&t.acknowledge, &t.arrive, &t.handle}) SlaPolicy::Stop(*k, at_ms);
       units_.Release(t.unit, from.id);
       json cancel = Summary(from);
       cancel["department"] = t.department;
@@ -275,6 +276,8 @@ void CaseEngine::Merge(Case& into, Case& from, const Actor& actor, int64_t at_ms
       Emit(from, "city.dispatch.cancelled", at_ms, std::move(cancel), actor, fx);
     }
   }
+  SlaPolicy::Stop(from.verify, at_ms);
+  SlaPolicy::Stop(from.close, at_ms);
   from.status = CaseStatus::kMerged;
   from.merged_into = into.id;
   ++stats_.merged_cases;
@@ -301,6 +304,7 @@ void CaseEngine::AddSignal(Case& c, const Signal& s, Effects* fx) {
   if (s.source == SignalSource::kSensor && SensorBacked(c) && s.device_id == c.signals.front().device_id) {
     c.normal_since_ms = 0;
     if (c.status == CaseStatus::kVerifying) c.status = CaseStatus::kHandled;
+    if (c.resume_to == CaseStatus::kVerifying) c.resume_to = CaseStatus::kHandled;  // parked meanwhile
   }
   ++stats_.merged_signals;
   json data = Summary(c);

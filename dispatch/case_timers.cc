@@ -26,7 +26,9 @@ bool CaseEngine::SensorBacked(const Case& c) const {
 
 int64_t CaseEngine::AutoVerifyAt(const Case& c) const {
   if (c.status != CaseStatus::kVerifying || !SensorBacked(c) || c.normal_since_ms == 0) return kNever;
-  return std::max(c.normal_since_ms, c.handled_ms) + city_->config().dispatch.sensor_normal_for_ms;
+  // Never before the case's newest change (a resume after the quiet time ended).
+  return std::max(std::max(c.normal_since_ms, c.handled_ms) + city_->config().dispatch.sensor_normal_for_ms,
+                  c.updated_ms);
 }
 
 int64_t CaseEngine::LatestDeparture(const Case& c) const {

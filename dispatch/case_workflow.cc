@@ -411,7 +411,10 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
       if (c.FindTask(cmd.department)) return "bad_department: " + cmd.department + " already has a task on this case";
       Touch(c);
       if (reassign) {
-        if (Task* lead = c.LeadTask()) CancelTask(c, *lead, "reassigned to " + cmd.department, actor, at, fx);
+        Task* lead = c.LeadTask();
+        if (lead && lead->status != TaskStatus::kHandled) {
+          CancelTask(c, *lead, "reassigned to " + cmd.department, actor, at, fx);
+        }
       }
       Dispatch(c, cmd.department, reassign, actor, at, fx);
       return "";
@@ -463,6 +466,8 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
       data["was"] = CaseStatusName(c.status);
       c.status = c.resume_to;
       c.paused_ms = 0;
+      // The device went normal while the case was parked.
+      if (c.status == CaseStatus::kHandled && SensorBacked(c) && c.normal_since_ms) c.status = CaseStatus::kVerifying;
       data["status"] = CaseStatusName(c.status);
       Emit(c, "city.case.resumed", at, std::move(data), actor, fx);
       return "";

@@ -79,6 +79,11 @@ int main(int argc, char** argv) {
   s->add_option("--incident-every", sim.incident_every, "Mean city time between injected incidents, e.g. 4m");
   s->add_option("--camera-fps", sim.camera_fps,
                 "Camera frames per second for each camera with zones (default camera.fps, or 0 with --fast)");
+  s->add_flag("--units,!--no-units", sim.units,
+              "Produce the field units' status and positions on the units topic (default on)");
+  s->add_flag("--operate", sim.operate,
+              "Play the departments: take orders from the dispatch topic, send the units out and produce the "
+              "operators' commands (a --fast run goes on until every unit is back)");
 
   try {
     app.parse(argc, argv);

@@ -3,88 +3,38 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "tests/support/test_city.h"
+#include "tests/ingest/decoder_test_support.h"
 
 namespace cityloop::ingest {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::kNow;
+using testing::kTs;
+using testing::MessageJson;
+using testing::Quoted;
+using testing::RejectCase;
 
-constexpr int64_t kTs = 1764316800000;  // 2025-11-28T08:00:00Z
-constexpr int64_t kNow = kTs + 60000;
 constexpr int64_t kHour = 3600000;
 
-// A cityloop.commands message as (key, JSON value) pairs, so that a case can
-// replace, drop or add one field of a valid command.
-class CommandJson {
- public:
-  CommandJson()
-      : fields_{{"command_id", R"("c-1")"},
-                {"case_id", R"("CL-20251128-000123")"},
-                {"action", R"("acknowledge")"},
-                {"actor", R"("op-zhang")"},
-                {"role", R"("operator")"},
-                {"ts", std::to_string(kTs)},
-                {"note", R"("on it")"}} {}
+// A valid cityloop.commands message; a case edits one field of it.
+MessageJson CommandJson() {
+  return {{"command_id", R"("c-1")"},
+          {"case_id", R"("CL-20251128-000123")"},
+          {"action", R"("acknowledge")"},
+          {"actor", R"("op-zhang")"},
+          {"role", R"("operator")"},
+          {"ts", std::to_string(kTs)},
+          {"note", R"("on it")"}};
+}
 
-  // Replaces key's value, or appends key when the command has none.
-  CommandJson& Set(const std::string& key, std::string json) {
-    for (auto& [k, v] : fields_) {
-      if (k == key) {
-        v = std::move(json);
-        return *this;
-      }
-    }
-    fields_.emplace_back(key, std::move(json));
-    return *this;
-  }
-  CommandJson& Drop(const std::string& key) {
-    std::erase_if(fields_, [&](const auto& kv) { return kv.first == key; });
-    return *this;
-  }
-  std::string str() const {
-    std::string out = "{";
-    for (const auto& [k, v] : fields_) out += (out.size() > 1 ? ",\"" : "\"") + k + "\":" + v;
-    return out + "}";
-  }
+MessageJson Action(const std::string& action) { return CommandJson().Set("action", Quoted(action)); }
 
- private:
-  std::vector<std::pair<std::string, std::string>> fields_;
-};
-
-std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
-
-CommandJson Action(const std::string& action) { return CommandJson().Set("action", Quoted(action)); }
-
-class CommandDecoderTest : public ::testing::Test {
- protected:
-  CommandDecoderTest() : city_(testing::TestCity()), decoder_(city_) {}
-
-  Command Accept(const std::string& json) {
-    std::variant<Command, Rejection> out = decoder_.Decode(json, kNow);
-    if (const auto* rej = std::get_if<Rejection>(&out)) {
-      ADD_FAILURE() << "rejected " << json.substr(0, 200) << ": " << rej->ToString();
-      return {};
-    }
-    return std::get<Command>(out);
-  }
-  Rejection Reject(const std::string& json) {
-    std::variant<Command, Rejection> out = decoder_.Decode(json, kNow);
-    if (std::holds_alternative<Command>(out)) {
-      ADD_FAILURE() << "accepted " << json.substr(0, 200);
-      return {};
-    }
-    return std::get<Rejection>(out);
-  }
-
-  std::shared_ptr<const CityModel> city_;
-  CommandDecoder decoder_;
-};
+class CommandDecoderTest : public testing::DecoderTest<CommandDecoder> {};
 
 TEST_F(CommandDecoderTest, DecodesAValidCommand) {
   Command c = Accept(CommandJson().str());
@@ -116,7 +66,7 @@ TEST_F(CommandDecoderTest, AcceptsEveryActionWithWhatItNeeds) {
     const CaseAction a = static_cast<CaseAction>(i);
     const std::string name = CaseActionName(a);
     SCOPED_TRACE(name);
-    CommandJson json = Action(name);
+    MessageJson json = Action(name);
     if (a == CaseAction::kReassign || a == CaseAction::kAssist) json.Set("department", R"("gas")");
     if (a == CaseAction::kMerge) json.Set("into", R"("CL-20251128-000100")");
     if (a == CaseAction::kExtend) json.Set("duration", R"("2h")");
@@ -205,8 +155,7 @@ TEST_F(CommandDecoderTest, IgnoresUnknownFieldsAndKeepsTheLastOfARepeatedOne) {
                          .Set("urgent", "true")
                          .str());
   EXPECT_EQ(c.command_id, "c-1");
-  const std::string twice = CommandJson().str();
-  c = Accept(twice.substr(0, twice.size() - 1) + R"(,"action":"arrive"})");
+  c = Accept(CommandJson().Repeat("action", R"("arrive")").str());
   EXPECT_EQ(c.action, CaseAction::kArrive);
 }
 
@@ -217,30 +166,10 @@ TEST_F(CommandDecoderTest, ReusesItsBufferAcrossMessages) {
   EXPECT_EQ(Accept(CommandJson().str()).command_id, "c-1");
 }
 
-struct RejectCase {
-  std::string name;
-  std::string json;
-  std::string reason;
-  std::string detail_has;  // a fragment the detail must name
-};
-
 std::vector<RejectCase> RejectCases() {
-  const std::string ok = CommandJson().str();
-  std::string deep = "1";
-  for (int i = 0; i < 70; ++i) deep = "[" + deep + "]";
   const std::string long_id = Quoted(std::string(129, 'i'));
-  return {
-      // Size and syntax.
-      {"oversized", CommandJson().Set("pad", Quoted(std::string(70 * 1024, 'x'))).str(), reason::kOversized,
-       "bytes, limit 65536"},
-      {"not_json", "acknowledge CL-1", reason::kMalformedJson, "not JSON"},
-      {"empty", "", reason::kMalformedJson, "not JSON"},
-      {"array_root", "[" + ok + "]", reason::kMalformedJson, "not a JSON object"},
-      {"truncated", ok.substr(0, ok.size() / 2), reason::kMalformedJson, ""},
-      {"trailing_garbage", ok + " x", reason::kMalformedJson, ""},
-      {"second_object", ok + ok, reason::kMalformedJson, "trailing"},
-      {"bad_unknown_value", CommandJson().Set("extra", "[1,,2]").str(), reason::kMalformedJson, "extra"},
-      {"deep_nesting", CommandJson().Set("extra", deep).str(), reason::kMalformedJson, "extra"},
+  return testing::RejectTable(CommandJson(), "acknowledge CL-1", {
+      // Size and syntax (after the shared rows).
       {"invalid_utf8", CommandJson().Set("note", "\"ok \xff\xfe\"").str(), reason::kMalformedJson, "UTF-8"},
       // Required fields.
       {"missing_command_id", CommandJson().Drop("command_id").str(), reason::kMissingField,
@@ -323,29 +252,18 @@ std::vector<RejectCase> RejectCases() {
        "is the case itself"},
       {"extend_without_duration", Action("extend").str(), reason::kMissingField,
        "duration is required for action extend"},
-  };
+  });
 }
 
 TEST_F(CommandDecoderTest, RejectsEachProblemWithItsReasonAndAPreciseDetail) {
-  for (const RejectCase& c : RejectCases()) {
-    SCOPED_TRACE(c.name);
-    const Rejection r = Reject(c.json);
-    EXPECT_EQ(r.reason, c.reason) << r.ToString();
-    EXPECT_THAT(r.detail, HasSubstr(c.detail_has));
-    EXPECT_LT(r.detail.size(), 400u) << r.detail;
-  }
+  ExpectEachRejection(RejectCases(), 400u);
 }
 
 TEST_F(CommandDecoderTest, EveryReasonCodeOfCommandsHasARow) {
-  std::set<std::string> seen;
-  for (const RejectCase& c : RejectCases()) seen.insert(c.reason);
-  for (const char* code : {reason::kOversized, reason::kMalformedJson, reason::kMissingField, reason::kWrongType,
-                           reason::kOutOfRange, reason::kFutureTimestamp, reason::kStaleTimestamp,
-                           reason::kBadTimestamp}) {
-    EXPECT_EQ(seen.erase(code), 1u) << code;
-  }
   // A command names no place: it is never outside_city or unknown_location.
-  EXPECT_TRUE(seen.empty()) << *seen.begin();
+  testing::ExpectEveryReasonCodeHasARow(
+      RejectCases(), {reason::kOversized, reason::kMalformedJson, reason::kMissingField, reason::kWrongType,
+                      reason::kOutOfRange, reason::kFutureTimestamp, reason::kStaleTimestamp, reason::kBadTimestamp});
 }
 
 TEST_F(CommandDecoderTest, TheFirstFailureWinsInTheDocumentedOrder) {
@@ -363,18 +281,7 @@ TEST_F(CommandDecoderTest, TheFirstFailureWinsInTheDocumentedOrder) {
   EXPECT_EQ(Reject(Action("reassign").Set("duration", "0").str()).reason, reason::kOutOfRange);
 }
 
-TEST_F(CommandDecoderTest, SurvivesHostileInput) {
-  const std::string ok = CommandJson().str();
-  for (size_t n = 0; n < ok.size(); ++n) {
-    EXPECT_EQ(Reject(ok.substr(0, n)).reason, reason::kMalformedJson) << ok.substr(0, n);
-  }
-  EXPECT_EQ(Reject(std::string(100000, '[')).reason, reason::kOversized);
-  EXPECT_EQ(Reject(std::string(60000, '{')).reason, reason::kMalformedJson);
-  std::string noise;
-  for (int i = 0; i < 4096; ++i) noise += static_cast<char>((i * 131 + 7) % 256);
-  EXPECT_EQ(Reject(noise).reason, reason::kMalformedJson);
-  EXPECT_EQ(Reject("{" + noise + "}").reason, reason::kMalformedJson);
-}
+TEST_F(CommandDecoderTest, SurvivesHostileInput) { ExpectSurvivesHostileInput(CommandJson().str(), "{"); }
 
 }  // namespace
 }  // namespace cityloop::ingest

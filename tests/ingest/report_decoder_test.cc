@@ -3,85 +3,33 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <set>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "tests/support/test_city.h"
+#include "tests/ingest/decoder_test_support.h"
 
 namespace cityloop::ingest {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::kNow;
+using testing::kTs;
+using testing::MessageJson;
+using testing::Quoted;
+using testing::RejectCase;
 
-constexpr int64_t kTs = 1764316800000;  // 2025-11-28T08:00:00Z
-constexpr int64_t kNow = kTs + 60000;
+// A valid city.reports message; a case edits one field of it.
+MessageJson ReportJson() {
+  return {{"report_id", R"("r-88121")"},
+          {"channel", R"("hotline12345")"},
+          {"ts", std::to_string(kTs)},
+          {"category", R"("waterlogging")"},
+          {"text", R"("Wuyi Rd underpass flooded")"},
+          {"lat", "28.175"},
+          {"lon", "112.955"}};
+}
 
-// A city.reports message as (key, JSON value) pairs, so that a case can
-// replace, drop or add one field of a valid report.
-class ReportJson {
- public:
-  ReportJson()
-      : fields_{{"report_id", R"("r-88121")"},
-                {"channel", R"("hotline12345")"},
-                {"ts", std::to_string(kTs)},
-                {"category", R"("waterlogging")"},
-                {"text", R"("Wuyi Rd underpass flooded")"},
-                {"lat", "28.175"},
-                {"lon", "112.955"}} {}
-
-  // Replaces key's value, or appends key when the report has none.
-  ReportJson& Set(const std::string& key, std::string json) {
-    for (auto& [k, v] : fields_) {
-      if (k == key) {
-        v = std::move(json);
-        return *this;
-      }
-    }
-    fields_.emplace_back(key, std::move(json));
-    return *this;
-  }
-  ReportJson& Drop(const std::string& key) {
-    std::erase_if(fields_, [&](const auto& kv) { return kv.first == key; });
-    return *this;
-  }
-  std::string str() const {
-    std::string out = "{";
-    for (const auto& [k, v] : fields_) out += (out.size() > 1 ? ",\"" : "\"") + k + "\":" + v;
-    return out + "}";
-  }
-
- private:
-  std::vector<std::pair<std::string, std::string>> fields_;
-};
-
-std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
-
-class ReportDecoderTest : public ::testing::Test {
- protected:
-  ReportDecoderTest() : city_(testing::TestCity()), decoder_(city_) {}
-
-  Report Accept(const std::string& json) {
-    std::variant<Report, Rejection> out = decoder_.Decode(json, kNow);
-    if (const auto* rej = std::get_if<Rejection>(&out)) {
-      ADD_FAILURE() << "rejected " << json.substr(0, 200) << ": " << rej->ToString();
-      return {};
-    }
-    return std::get<Report>(out);
-  }
-  Rejection Reject(const std::string& json) {
-    std::variant<Report, Rejection> out = decoder_.Decode(json, kNow);
-    if (std::holds_alternative<Report>(out)) {
-      ADD_FAILURE() << "accepted " << json.substr(0, 200);
-      return {};
-    }
-    return std::get<Rejection>(out);
-  }
-
-  std::shared_ptr<const CityModel> city_;
-  ReportDecoder decoder_;
-};
+class ReportDecoderTest : public testing::DecoderTest<ReportDecoder> {};
 
 TEST_F(ReportDecoderTest, DecodesAValidReport) {
   Report r = Accept(ReportJson().str());
@@ -139,8 +87,7 @@ TEST_F(ReportDecoderTest, IgnoresUnknownFieldsAndKeepsTheLastOfARepeatedOne) {
                         .Set("urgent", "true")
                         .str());
   EXPECT_EQ(r.report_id, "r-88121");
-  const std::string twice = ReportJson().str();
-  r = Accept(twice.substr(0, twice.size() - 1) + R"(,"category":"gas_leak"})");
+  r = Accept(ReportJson().Repeat("category", R"("gas_leak")").str());
   EXPECT_EQ(r.category, "gas_leak");
 }
 
@@ -151,28 +98,8 @@ TEST_F(ReportDecoderTest, ReusesItsBufferAcrossMessages) {
   EXPECT_EQ(Accept(ReportJson().str()).report_id, "r-88121");
 }
 
-struct RejectCase {
-  std::string name;
-  std::string json;
-  std::string reason;
-  std::string detail_has;  // a fragment the detail must name
-};
-
 std::vector<RejectCase> RejectCases() {
-  const std::string ok = ReportJson().str();
-  std::string deep = "1";
-  for (int i = 0; i < 70; ++i) deep = "[" + deep + "]";
-  return {
-      {"oversized", ReportJson().Set("pad", Quoted(std::string(70 * 1024, 'x'))).str(), reason::kOversized,
-       "bytes, limit 65536"},
-      {"not_json", "report: flooded", reason::kMalformedJson, "not JSON"},
-      {"empty", "", reason::kMalformedJson, "not JSON"},
-      {"array_root", "[" + ok + "]", reason::kMalformedJson, "not a JSON object"},
-      {"truncated", ok.substr(0, ok.size() / 2), reason::kMalformedJson, ""},
-      {"trailing_garbage", ok + " x", reason::kMalformedJson, ""},
-      {"second_object", ok + ok, reason::kMalformedJson, "trailing"},
-      {"bad_unknown_value", ReportJson().Set("extra", "[1,,2]").str(), reason::kMalformedJson, "extra"},
-      {"deep_nesting", ReportJson().Set("extra", deep).str(), reason::kMalformedJson, "extra"},
+  return testing::RejectTable(ReportJson(), "report: flooded", {
       {"invalid_utf8", ReportJson().Set("text", "\"flood \xff\xfe\"").str(), reason::kMalformedJson, "UTF-8"},
       {"lone_surrogate", ReportJson().Set("text", R"("\ud800")").str(), reason::kMalformedJson, "text"},
       {"bad_escape", ReportJson().Set("text", R"("\q")").str(), reason::kMalformedJson, "text"},
@@ -213,29 +140,19 @@ std::vector<RejectCase> RejectCases() {
       {"lat_infinite", ReportJson().Set("lat", "1e999").str(), reason::kOutOfRange, "lat=1e999"},
       {"outside_city", ReportJson().Set("lat", "28.30").str(), reason::kOutsideCity,
        "position 28.3,112.955 (from the message) of report_id=r-88121 is outside the city grid"},
-  };
+  });
 }
 
 TEST_F(ReportDecoderTest, RejectsEachProblemWithItsReasonAndAPreciseDetail) {
-  for (const RejectCase& c : RejectCases()) {
-    SCOPED_TRACE(c.name);
-    const Rejection r = Reject(c.json);
-    EXPECT_EQ(r.reason, c.reason) << r.ToString();
-    EXPECT_THAT(r.detail, HasSubstr(c.detail_has));
-    EXPECT_LT(r.detail.size(), 300u) << r.detail;
-  }
+  ExpectEachRejection(RejectCases(), 300u);
 }
 
 TEST_F(ReportDecoderTest, EveryReasonCodeOfReportsHasARow) {
-  std::set<std::string> seen;
-  for (const RejectCase& c : RejectCases()) seen.insert(c.reason);
-  for (const char* code : {reason::kOversized, reason::kMalformedJson, reason::kMissingField, reason::kWrongType,
-                           reason::kOutOfRange, reason::kOutsideCity, reason::kFutureTimestamp, reason::kStaleTimestamp,
-                           reason::kBadTimestamp, reason::kUnknownCategory}) {
-    EXPECT_EQ(seen.erase(code), 1u) << code;
-  }
   // A report carries its own position: it is never unknown_location.
-  EXPECT_TRUE(seen.empty()) << *seen.begin();
+  testing::ExpectEveryReasonCodeHasARow(
+      RejectCases(), {reason::kOversized, reason::kMalformedJson, reason::kMissingField, reason::kWrongType,
+                      reason::kOutOfRange, reason::kOutsideCity, reason::kFutureTimestamp, reason::kStaleTimestamp,
+                      reason::kBadTimestamp, reason::kUnknownCategory});
 }
 
 TEST_F(ReportDecoderTest, TheFirstFailureWinsInTheDocumentedOrder) {
@@ -250,20 +167,7 @@ TEST_F(ReportDecoderTest, TheFirstFailureWinsInTheDocumentedOrder) {
   EXPECT_EQ(Reject(ReportJson().Set("category", R"("x")").Set("lat", "28.30").str()).reason, reason::kUnknownCategory);
 }
 
-TEST_F(ReportDecoderTest, SurvivesHostileInput) {
-  const std::string ok = ReportJson().str();
-  for (size_t n = 0; n < ok.size(); ++n) {
-    EXPECT_EQ(Reject(ok.substr(0, n)).reason, reason::kMalformedJson) << ok.substr(0, n);
-  }
-  EXPECT_EQ(Reject(std::string(100000, '[')).reason, reason::kOversized);
-  EXPECT_EQ(Reject(std::string(60000, '[')).reason, reason::kMalformedJson);
-  EXPECT_EQ(Reject(std::string(60000, '{')).reason, reason::kMalformedJson);
-  // Bytes that are not text at all.
-  std::string noise;
-  for (int i = 0; i < 4096; ++i) noise += static_cast<char>((i * 131 + 7) % 256);
-  EXPECT_EQ(Reject(noise).reason, reason::kMalformedJson);
-  EXPECT_EQ(Reject("{" + noise + "}").reason, reason::kMalformedJson);
-}
+TEST_F(ReportDecoderTest, SurvivesHostileInput) { ExpectSurvivesHostileInput(ReportJson().str(), "[{"); }
 
 }  // namespace
 }  // namespace cityloop::ingest

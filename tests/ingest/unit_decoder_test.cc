@@ -1,86 +1,33 @@
 #include "ingest/unit_decoder.h"
 
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "tests/support/test_city.h"
+#include "tests/ingest/decoder_test_support.h"
 
 namespace cityloop::ingest {
 namespace {
 
-using ::testing::HasSubstr;
+using testing::kNow;
+using testing::kTs;
+using testing::MessageJson;
+using testing::Quoted;
+using testing::RejectCase;
 
-constexpr int64_t kTs = 1764316800000;  // 2025-11-28T08:00:00Z
-constexpr int64_t kNow = kTs + 60000;
+// A valid city.units message; a case edits one field of it.
+MessageJson UnitJson() {
+  return {{"unit_id", R"("drain-1")"},
+          {"dept", R"("drainage")"},
+          {"status", R"("enroute")"},
+          {"ts", std::to_string(kTs)},
+          {"lat", "28.175"},
+          {"lon", "112.955"}};
+}
 
-// A city.units message as (key, JSON value) pairs, so that a case can
-// replace, drop or add one field of a valid update.
-class UnitJson {
- public:
-  UnitJson()
-      : fields_{{"unit_id", R"("drain-1")"},
-                {"dept", R"("drainage")"},
-                {"status", R"("enroute")"},
-                {"ts", std::to_string(kTs)},
-                {"lat", "28.175"},
-                {"lon", "112.955"}} {}
-
-  // Replaces key's value, or appends key when the update has none.
-  UnitJson& Set(const std::string& key, std::string json) {
-    for (auto& [k, v] : fields_) {
-      if (k == key) {
-        v = std::move(json);
-        return *this;
-      }
-    }
-    fields_.emplace_back(key, std::move(json));
-    return *this;
-  }
-  UnitJson& Drop(const std::string& key) {
-    std::erase_if(fields_, [&](const auto& kv) { return kv.first == key; });
-    return *this;
-  }
-  std::string str() const {
-    std::string out = "{";
-    for (const auto& [k, v] : fields_) out += (out.size() > 1 ? ",\"" : "\"") + k + "\":" + v;
-    return out + "}";
-  }
-
- private:
-  std::vector<std::pair<std::string, std::string>> fields_;
-};
-
-std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
-
-class UnitDecoderTest : public ::testing::Test {
- protected:
-  UnitDecoderTest() : city_(testing::TestCity()), decoder_(city_) {}
-
-  UnitUpdate Accept(const std::string& json) {
-    std::variant<UnitUpdate, Rejection> out = decoder_.Decode(json, kNow);
-    if (const auto* rej = std::get_if<Rejection>(&out)) {
-      ADD_FAILURE() << "rejected " << json.substr(0, 200) << ": " << rej->ToString();
-      return {};
-    }
-    return std::get<UnitUpdate>(out);
-  }
-  Rejection Reject(const std::string& json) {
-    std::variant<UnitUpdate, Rejection> out = decoder_.Decode(json, kNow);
-    if (std::holds_alternative<UnitUpdate>(out)) {
-      ADD_FAILURE() << "accepted " << json.substr(0, 200);
-      return {};
-    }
-    return std::get<Rejection>(out);
-  }
-
-  std::shared_ptr<const CityModel> city_;
-  UnitDecoder decoder_;
-};
+class UnitDecoderTest : public testing::DecoderTest<UnitDecoder> {};
 
 TEST_F(UnitDecoderTest, DecodesAValidUpdate) {
   UnitUpdate u = Accept(UnitJson().str());
@@ -143,8 +90,7 @@ TEST_F(UnitDecoderTest, IgnoresUnknownFieldsAndKeepsTheLastOfARepeatedOne) {
                             .Set("speed_kmh", "42.5")
                             .str());
   EXPECT_EQ(u.unit_id, "drain-1");
-  const std::string twice = UnitJson().str();
-  u = Accept(twice.substr(0, twice.size() - 1) + R"(,"status":"onscene"})");
+  u = Accept(UnitJson().Repeat("status", R"("onscene")").str());
   EXPECT_EQ(u.status, UnitStatus::kOnScene);
 }
 
@@ -155,28 +101,8 @@ TEST_F(UnitDecoderTest, ReusesItsBufferAcrossMessages) {
   EXPECT_EQ(Accept(UnitJson().str()).unit_id, "drain-1");
 }
 
-struct RejectCase {
-  std::string name;
-  std::string json;
-  std::string reason;
-  std::string detail_has;  // a fragment the detail must name
-};
-
 std::vector<RejectCase> RejectCases() {
-  const std::string ok = UnitJson().str();
-  std::string deep = "1";
-  for (int i = 0; i < 70; ++i) deep = "[" + deep + "]";
-  return {
-      {"oversized", UnitJson().Set("pad", Quoted(std::string(70 * 1024, 'x'))).str(), reason::kOversized,
-       "bytes, limit 65536"},
-      {"not_json", "drain-1 available", reason::kMalformedJson, "not JSON"},
-      {"empty", "", reason::kMalformedJson, "not JSON"},
-      {"array_root", "[" + ok + "]", reason::kMalformedJson, "not a JSON object"},
-      {"truncated", ok.substr(0, ok.size() / 2), reason::kMalformedJson, ""},
-      {"trailing_garbage", ok + " x", reason::kMalformedJson, ""},
-      {"second_object", ok + ok, reason::kMalformedJson, "trailing"},
-      {"bad_unknown_value", UnitJson().Set("extra", "[1,,2]").str(), reason::kMalformedJson, "extra"},
-      {"deep_nesting", UnitJson().Set("extra", deep).str(), reason::kMalformedJson, "extra"},
+  return testing::RejectTable(UnitJson(), "drain-1 available", {
       {"invalid_utf8", UnitJson().Set("dept", "\"drain \xff\xfe\"").str(), reason::kMalformedJson, "UTF-8"},
       {"missing_unit_id", UnitJson().Drop("unit_id").str(), reason::kMissingField, "unit_id is missing"},
       {"empty_unit_id", UnitJson().Set("unit_id", R"("")").str(), reason::kMissingField, "unit_id is empty"},
@@ -216,28 +142,18 @@ std::vector<RejectCase> RejectCases() {
       {"lat_infinite", UnitJson().Set("lat", "1e999").str(), reason::kOutOfRange, "lat=1e999"},
       {"outside_city", UnitJson().Set("lat", "28.30").str(), reason::kOutsideCity,
        "position 28.3,112.955 (from the message) of unit_id=drain-1 is outside the city grid"},
-  };
+  });
 }
 
 TEST_F(UnitDecoderTest, RejectsEachProblemWithItsReasonAndAPreciseDetail) {
-  for (const RejectCase& c : RejectCases()) {
-    SCOPED_TRACE(c.name);
-    const Rejection r = Reject(c.json);
-    EXPECT_EQ(r.reason, c.reason) << r.ToString();
-    EXPECT_THAT(r.detail, HasSubstr(c.detail_has));
-    EXPECT_LT(r.detail.size(), 300u) << r.detail;
-  }
+  ExpectEachRejection(RejectCases(), 300u);
 }
 
 TEST_F(UnitDecoderTest, EveryReasonCodeOfUnitsHasARow) {
-  std::set<std::string> seen;
-  for (const RejectCase& c : RejectCases()) seen.insert(c.reason);
-  for (const char* code : {reason::kOversized, reason::kMalformedJson, reason::kMissingField, reason::kWrongType,
-                           reason::kOutOfRange, reason::kOutsideCity, reason::kFutureTimestamp, reason::kStaleTimestamp,
-                           reason::kBadTimestamp}) {
-    EXPECT_EQ(seen.erase(code), 1u) << code;
-  }
-  EXPECT_TRUE(seen.empty()) << *seen.begin();
+  testing::ExpectEveryReasonCodeHasARow(
+      RejectCases(), {reason::kOversized, reason::kMalformedJson, reason::kMissingField, reason::kWrongType,
+                      reason::kOutOfRange, reason::kOutsideCity, reason::kFutureTimestamp, reason::kStaleTimestamp,
+                      reason::kBadTimestamp});
 }
 
 TEST_F(UnitDecoderTest, TheFirstFailureWinsInTheDocumentedOrder) {
@@ -252,18 +168,7 @@ TEST_F(UnitDecoderTest, TheFirstFailureWinsInTheDocumentedOrder) {
   EXPECT_EQ(Reject(UnitJson().Set("status", R"("busy")").Set("lat", "28.30").str()).reason, reason::kOutOfRange);
 }
 
-TEST_F(UnitDecoderTest, SurvivesHostileInput) {
-  const std::string ok = UnitJson().str();
-  for (size_t n = 0; n < ok.size(); ++n) {
-    EXPECT_EQ(Reject(ok.substr(0, n)).reason, reason::kMalformedJson) << ok.substr(0, n);
-  }
-  EXPECT_EQ(Reject(std::string(100000, '[')).reason, reason::kOversized);
-  EXPECT_EQ(Reject(std::string(60000, '{')).reason, reason::kMalformedJson);
-  std::string noise;
-  for (int i = 0; i < 4096; ++i) noise += static_cast<char>((i * 131 + 7) % 256);
-  EXPECT_EQ(Reject(noise).reason, reason::kMalformedJson);
-  EXPECT_EQ(Reject("{" + noise + "}").reason, reason::kMalformedJson);
-}
+TEST_F(UnitDecoderTest, SurvivesHostileInput) { ExpectSurvivesHostileInput(UnitJson().str(), "{"); }
 
 }  // namespace
 }  // namespace cityloop::ingest
