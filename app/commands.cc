@@ -10,6 +10,7 @@
 #include <iostream>
 #include <thread>
 
+#include "app/command_support.h"
 #include "app/engine.h"
 #include "app/live_summary.h"
 #include "app/simulation.h"
@@ -22,27 +23,6 @@
 
 namespace cityloop::app {
 namespace {
-
-constexpr int kExitOk = 0;
-constexpr int kExitRuntime = 1;
-constexpr int kExitUsage = 2;
-
-// Loads and validates a config and builds its city model, or prints every
-// error (file:line: key: message) and returns nullptr.
-std::shared_ptr<const CityModel> LoadCity(const std::string& path) {
-  ConfigLoadResult loaded = LoadConfigFile(path);
-  if (!loaded.config) {
-    for (const auto& e : loaded.errors) std::cerr << e.ToString() << "\n";
-    std::cerr << path << ": " << loaded.errors.size() << " error(s)\n";
-    return nullptr;
-  }
-  auto city = CityModel::Build(*loaded.config);
-  if (!city.ok()) {
-    std::cerr << path << ":0: city: " << city.status().message() << "\n";
-    return nullptr;
-  }
-  return std::move(city).value();
-}
 
 // Prints "bootstrap: HOST:PORT" and, when asked, writes it to a file
 // atomically (readers poll for the file).
@@ -69,6 +49,21 @@ void WaitForStop(const std::atomic<bool>& stop) {
 }
 
 }  // namespace
+
+std::shared_ptr<const CityModel> LoadCity(const std::string& path) {
+  ConfigLoadResult loaded = LoadConfigFile(path);
+  if (!loaded.config) {
+    for (const auto& e : loaded.errors) std::cerr << e.ToString() << "\n";
+    std::cerr << path << ": " << loaded.errors.size() << " error(s)\n";
+    return nullptr;
+  }
+  auto city = CityModel::Build(*loaded.config);
+  if (!city.ok()) {
+    std::cerr << path << ":0: city: " << city.status().message() << "\n";
+    return nullptr;
+  }
+  return std::move(city).value();
+}
 
 int InitGlobal(const GlobalFlags& flags) {
   Status st = InitLogging(flags.log_format, flags.log_level);
@@ -134,6 +129,7 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop, std::a
   eo.store_path = args.store;
   eo.exit_when_caught_up = args.exit_when_caught_up;
   eo.config_path = args.config;
+  eo.record_dir = args.record;
   auto engine = Engine::Create(city, eo, clock, &metrics);
   if (!engine.ok()) {
     spdlog::error("engine failed to start: {}", engine.status().ToString());

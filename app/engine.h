@@ -19,6 +19,7 @@
 #include "core/metrics.h"
 #include "ingest/kafka.h"
 #include "ingest/offset_query.h"
+#include "replay/replay_log.h"
 #include "storage/store.h"
 
 namespace cityloop::app {
@@ -32,6 +33,10 @@ struct EngineOptions {
   bool exit_when_caught_up = false;
   // The config file, re-read on Reload() (SIGHUP).
   std::string config_path;
+  // Records every input the pipeline applies, with its ingest time and the
+  // idle clock advances, into this replay log (run --record): replaying it
+  // reproduces the run exactly.
+  std::string record_dir;
 };
 
 class Engine {
@@ -62,6 +67,11 @@ class Engine {
   Status MaybeCommit(bool now);
   // Publishes a written batch and notes its offsets for the next commit.
   Status Publish();
+  // run --record: appends what the pipeline just applied (a batch, or a tick
+  // that moved event time). A failing recording is reported, then dropped:
+  // the city's incidents matter more than the recording of them.
+  void Record(bool tick);
+  Status OpenRecording();
 
   std::shared_ptr<const CityModel> city_;
   EngineOptions options_;
@@ -75,6 +85,9 @@ class Engine {
   std::unique_ptr<OutboxPublisher> publisher_;
   std::unique_ptr<ingest::KafkaConsumer> consumer_;
   std::unique_ptr<ingest::OffsetQuery> offsets_;
+  std::unique_ptr<replay::LogWriter> recorder_;
+  Counter* recorded_ = nullptr;
+  Counter* record_errors_ = nullptr;
   std::vector<ingest::Message> batch_;
   BatchResult result_;
   bool paused_ = false;

@@ -267,6 +267,10 @@ void Pipeline::AfterInput(const std::vector<Signal>& signals) {
   rules_.TakeRecoveries(&recoveries_);
   for (const Recovery& r : recoveries_) cases_.OnRecovery(r, &effects_);
   cases_.AdvanceTo(rules_.time().MaxWatermark(), &effects_);
+  // Into the outbox now, after this input's dead letters: the publishing
+  // order then does not depend on where batches happen to end.
+  for (auto& r : effects_.records) AddOutbox(std::move(r.topic), std::move(r.key), std::move(r.value));
+  effects_.records.clear();
 }
 
 void Pipeline::PublishCaseStats() {
@@ -306,7 +310,9 @@ std::string Pipeline::DeviceLatestJson(const Reading& r) {
   return j.dump();
 }
 
-Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult* result) {
+Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult* result,
+                         std::span<const int64_t> ingest_ms) {
+  CL_CHECK(ingest_ms.empty() || ingest_ms.size() == batch.size());
   const auto started = std::chrono::steady_clock::now();
   outbox_.clear();
   device_latest_.clear();
@@ -314,13 +320,16 @@ Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult*
   std::map<storage::TopicPartition, int64_t> next_offsets;
   std::vector<Signal> signals;
   const auto& topics = city_->config().kafka.topics;
-  // One ingest time for the batch: it was read from Kafka in one poll.
-  const int64_t now = clock_.now_ms();
+  // Live, one ingest time for the batch: it was read from Kafka in one poll.
+  // Replay gives each message the time it was read when recorded.
+  last_ingest_ms_ = clock_.now_ms();
   messages_->Inc(static_cast<int64_t>(batch.size()));
 
   int64_t* partition_next = nullptr;  // next offset of the previous message's partition
   const ingest::Message* prev = nullptr;
-  for (const ingest::Message& m : batch) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const ingest::Message& m = batch[i];
+    const int64_t now = ingest_ms.empty() ? last_ingest_ms_ : ingest_ms[i];
     if (!prev || prev->partition != m.partition || prev->topic != m.topic) {
       partition_next = &next_offsets[{m.topic, m.partition}];
     }
@@ -349,16 +358,18 @@ Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult*
   return Status::Ok();
 }
 
-Status Pipeline::Tick(BatchResult* result) {
+Status Pipeline::Tick(BatchResult* result, bool* advanced) {
   result->Clear();
   outbox_.clear();
   device_latest_.clear();
   effects_.Clear();
   std::vector<Signal> signals;
-  rules_.Tick(clock_.now_ms(), &signals);
+  last_ingest_ms_ = clock_.now_ms();
+  const bool moved = rules_.Tick(last_ingest_ms_, &signals);
+  if (advanced) *advanced = moved;
   AfterInput(signals);
   // Moved watermarks alone are persisted with the next batch.
-  if (signals.empty() && effects_.changed_cases.empty() && effects_.records.empty()) return Status::Ok();
+  if (signals.empty() && effects_.changed_cases.empty() && outbox_.empty()) return Status::Ok();
   return Commit({}, result);
 }
 
@@ -393,7 +404,6 @@ Status Pipeline::Commit(const std::map<storage::TopicPartition, int64_t>& next_o
                  c->recommended_unit.empty() ? "" : ", unit " + c->recommended_unit);
   }
   for (const auto& a : effects_.audit) wb.PutAudit(a.case_id, a.seq, a.json);
-  for (auto& r : effects_.records) AddOutbox(std::move(r.topic), std::move(r.key), std::move(r.value));
   for (const auto& r : outbox_) wb.PutOutbox(r);
   state_.clear();
   rules_.TakeDirty(&state_);

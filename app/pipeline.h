@@ -12,6 +12,7 @@
 #include <map>
 #include <unordered_map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -53,11 +54,17 @@ class Pipeline {
   // Processes batch and writes it atomically; on success fills `result`.
   // On failure the in-memory state is ahead of the store: the caller must
   // stop and restart from the store.
-  Status Process(const std::vector<ingest::Message>& batch, BatchResult* result);
+  // ingest_ms: when each message was read (replay: as recorded); empty means
+  // all of them now, by the clock.
+  Status Process(const std::vector<ingest::Message>& batch, BatchResult* result,
+                 std::span<const int64_t> ingest_ms = {});
   // Live mode, between polls: advances idle sources' event time and writes
   // what that raised (silent devices, closed windows). Leaves `result` empty
-  // when nothing changed.
-  Status Tick(BatchResult* result);
+  // when nothing changed. *advanced: whether any event time moved (a
+  // recording keeps only those ticks: the others change nothing).
+  Status Tick(BatchResult* result, bool* advanced = nullptr);
+  // The clock reading the last Process (for all its messages) or Tick used.
+  int64_t last_ingest_ms() const { return last_ingest_ms_; }
   // Swaps in the rules (and merge settings) of city, whose city section must
   // equal the running one. Unchanged rules keep their state.
   detect::ReloadSummary ReloadRules(std::shared_ptr<const CityModel> city);
@@ -97,6 +104,7 @@ class Pipeline {
   detect::RuleSet rules_;
   dispatch::CaseEngine cases_;
   uint64_t next_outbox_seq_ = 1;
+  int64_t last_ingest_ms_ = 0;
 
   // Per-batch scratch, reused.
   std::vector<storage::OutboxRecord> outbox_;

@@ -154,9 +154,12 @@ Result<SimulationStats> RunSimulation(std::shared_ptr<const CityModel> city, con
             ingest::SceneSpecFor(*city->FindCamera(r.key), run.sim.seed));
       }
       st = (*producer)->Produce(r.topic, r.key, renderer->RenderJpeg(r.ts_ms, r.scene),
-                                {{"camera_id", r.key}, {"ts", std::to_string(r.ts_ms)}, {"content-type", "image/jpeg"}});
+                                {{"camera_id", r.key}, {"ts", std::to_string(r.ts_ms)}, {"content-type", "image/jpeg"}},
+                                0, -1, r.ts_ms);
     } else {
-      st = (*producer)->Produce(r.topic, r.key, r.value);
+      // Stamped with the city time it describes, as a device gateway would:
+      // a recording then replays in that order however fast it was produced.
+      st = (*producer)->Produce(r.topic, r.key, r.value, {}, 0, -1, r.ts_ms);
     }
     if (!st.ok()) return st;
     ++stats.produced;

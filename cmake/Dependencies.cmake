@@ -10,6 +10,7 @@ find_package(spdlog REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Boost 1.74 REQUIRED)
+find_package(OpenSSL REQUIRED)  # libcrypto: SHA-256 of replay run digests
 # OpenCV: Debian's per-module -dev packages ship headers and libraries but no
 # CMake package (that comes only with the libopencv-dev meta-package), so the
 # modules detect/camera/ uses are found one by one into OpenCV::camera.

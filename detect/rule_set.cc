@@ -224,11 +224,12 @@ void RuleSet::TakeRecoveries(std::vector<Recovery>* out) {
   recoveries_.clear();
 }
 
-void RuleSet::Tick(int64_t wall_ms, std::vector<Signal>* out) {
-  if (!time_.AdvanceIdle(wall_ms)) return;
+bool RuleSet::Tick(int64_t wall_ms, std::vector<Signal>* out) {
+  if (!time_.AdvanceIdle(wall_ms)) return false;
   const size_t from = out->size();
   OfferWatermark(out);
   Correlate(from, out);
+  return true;
 }
 
 void RuleSet::Release(const Rule& rule) {

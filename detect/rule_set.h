@@ -62,7 +62,8 @@ class RuleSet : private TransitionGate {
   void TakeRecoveries(std::vector<Recovery>* out);
   // Live mode: moves idle sources on from the wall clock and offers the
   // watermark to the rules.
-  void Tick(int64_t wall_ms, std::vector<Signal>* out);
+  // Returns whether any source's event time moved.
+  bool Tick(int64_t wall_ms, std::vector<Signal>* out);
 
   ReloadSummary Reload(std::shared_ptr<const CityModel> city);
 

@@ -469,7 +469,7 @@ class ProducerImpl final : public KafkaProducer {
   }
 
   Status Produce(const std::string& topic, const std::string& key, const std::string& value, const Headers& headers,
-                 uint64_t opaque, int32_t partition) override {
+                 uint64_t opaque, int32_t partition, int64_t timestamp_ms) override {
     // Bounded wait for room when the local queue is full: ~1 s of 10 ms polls.
     constexpr int kFullRetries = 100;
     constexpr int kFullPollMs = 10;
@@ -482,7 +482,7 @@ class ProducerImpl final : public KafkaProducer {
                               static_cast<ssize_t>(v.size()));
         }
       }
-      rd_kafka_vu_t vu[7];
+      rd_kafka_vu_t vu[8];
       size_t n = 0;
       vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;
       vu[n++].u.cstr = topic.c_str();
@@ -498,6 +498,10 @@ class ProducerImpl final : public KafkaProducer {
       vu[n++].u.i = RD_KAFKA_MSG_F_COPY;
       vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
       vu[n++].u.ptr = reinterpret_cast<void*>(static_cast<uintptr_t>(opaque));
+      if (timestamp_ms > 0) {
+        vu[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+        vu[n++].u.i64 = timestamp_ms;
+      }
       if (hdrs) {
         vu[n].vtype = RD_KAFKA_VTYPE_HEADERS;
         vu[n++].u.headers = hdrs;

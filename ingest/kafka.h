@@ -96,8 +96,10 @@ class KafkaProducer {
                                                        DeliveryCallback on_delivery = nullptr);
   virtual ~KafkaProducer() = default;
   // partition < 0: by key hash (librdkafka's consistent_random partitioner).
+  // timestamp_ms: the record's Kafka timestamp (CreateTime); 0 = now.
   virtual Status Produce(const std::string& topic, const std::string& key, const std::string& value,
-                         const Headers& headers = {}, uint64_t opaque = 0, int32_t partition = -1) = 0;
+                         const Headers& headers = {}, uint64_t opaque = 0, int32_t partition = -1,
+                         int64_t timestamp_ms = 0) = 0;
   // Serves delivery callbacks.
   virtual void Poll(int timeout_ms) = 0;
   // Waits until everything is delivered or timeout; non-OK if some is still queued.

@@ -1,6 +1,8 @@
-// OffsetQuery: asks the cluster where partitions end (high watermarks), for
-// "has the engine caught up with its input?" (run --exit-when-caught-up,
-// tests, lag metrics). Holds one librdkafka handle; one thread at a time.
+// OffsetQuery: asks the cluster where partitions begin and end (watermarks),
+// for "has the engine caught up with its input?" (run --exit-when-caught-up,
+// tests, lag metrics), and which offsets a time corresponds to (replay from /
+// to a timestamp). Holds one librdkafka handle, plus a consumer handle made
+// on the first OffsetsForTime that has to read messages; one thread at a time.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +23,28 @@ class OffsetQuery {
   Result<int64_t> HighWatermark(const std::string& topic, int32_t partition, int timeout_ms = 5000);
   // High watermark of every partition of topic.
   Result<std::map<int32_t, int64_t>> HighWatermarks(const std::string& topic, int timeout_ms = 5000);
+  // Low watermark (the first offset still held) of every partition of topic.
+  Result<std::map<int32_t, int64_t>> LowWatermarks(const std::string& topic, int timeout_ms = 5000);
+
+  struct TimeOffsets {
+    std::map<int32_t, int64_t> offsets;  // partition -> offset
+    bool scanned = false;                // some partition was found by reading messages, not by the broker
+  };
+  // For each partition of topic: the first offset still held whose message
+  // timestamp is >= ts_ms, or the high watermark when every message is older
+  // (Kafka's offsetsForTimes; a replay's start, or its exclusive end).
+  // ts_ms < 0 gives the low watermarks. Asks the broker first (ListOffsets by
+  // time). Where it gives no offset (an error, or -1 for a non-empty
+  // partition: librdkafka's mock cluster always answers -1, a real broker
+  // does when every message is older), binary-searches the partition's
+  // offsets, reading one message per probe. That assumes timestamps never
+  // decrease within a partition (LogAppendTime, or one producer stamping in
+  // order); the search then lands on the first such offset even inside a run
+  // of equal timestamps. timeout_ms bounds each request and each probe, not
+  // the whole call: a search makes about log2(messages) + 1 probes.
+  // Unavailable when a probe gets no message in time; FailedPrecondition when
+  // messages carry no timestamp.
+  Result<TimeOffsets> OffsetsForTime(const std::string& topic, int64_t ts_ms, int timeout_ms = 5000);
 
  private:
   struct Impl;

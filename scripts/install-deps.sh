@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git python3 python3-yaml
   librdkafka-dev librocksdb-dev libsimdjson-dev nlohmann-json3-dev
-  libyaml-cpp-dev libcli11-dev libboost-dev libspdlog-dev libfmt-dev
+  libyaml-cpp-dev libcli11-dev libboost-dev libspdlog-dev libfmt-dev libssl-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev kcat
   # OpenCV 4.6, only the modules detect/camera/ uses (the libopencv-dev
   # meta-package would pull in VTK, Qt and FFmpeg for nothing).

@@ -62,6 +62,9 @@ int main(int argc, char** argv) {
   r->add_flag("--summary", run.summary, "Print a live summary to stdout every 2 s");
   r->add_flag("--exit-when-caught-up", run.exit_when_caught_up,
               "Exit once all input is consumed and every output delivered (backlog catch-up, tests)");
+  r->add_option("--record", run.record,
+                "Record every applied input, with its ingest time and the clock advances, into this replay log "
+                "(replaying it reproduces the run exactly)");
 
   SimulateArgs sim;
   auto* s = app.add_subcommand("simulate", "Produce a realistic city's sensor readings with injected incidents");
@@ -85,6 +88,62 @@ int main(int argc, char** argv) {
               "Play the departments: take orders from the dispatch topic, send the units out and produce the "
               "operators' commands (a --fast run goes on until every unit is back)");
 
+  auto add_range = [](CLI::App* cmd, KafkaRangeArgs& range) {
+    cmd->add_option("--from-offsets", range.from_offsets, "Start offsets: TOPIC:PARTITION=OFFSET[,...]");
+    cmd->add_option("--from-time", range.from_time,
+                    "Start at the first record at or after this time (RFC 3339 or epoch ms)");
+    cmd->add_option("--to-time", range.to_time, "End before the first record at or after this time");
+    cmd->add_option("--topics", range.topics, "Comma-separated topics (default: every input topic of the config)");
+  };
+
+  RecordArgs rec;
+  auto* rec_cmd = app.add_subcommand("record", "Record every input topic into a replay log");
+  rec_cmd->add_option("--config", rec.config, "Config file (topic names, bootstrap)")->required();
+  rec_cmd->add_option("--out", rec.out, "Replay log directory (an existing log is continued)")->required();
+  rec_cmd->add_option("--bootstrap", rec.range.bootstrap, "Kafka bootstrap HOST:PORT (overrides kafka.bootstrap)");
+  add_range(rec_cmd, rec.range);
+  rec_cmd->add_flag("--until-caught-up", rec.until_caught_up,
+               "Stop at the partitions' ends as they were at the start (default: follow until stopped)");
+  rec_cmd->add_option("--segment-mb", rec.segment_mb, "Rotate segments at this size (MiB)");
+
+  ReplayArgs rep;
+  auto* rp = app.add_subcommand("replay", "Run a replay log (or a Kafka range) through the pipeline into a fresh store");
+  rp->add_option("--config", rep.config, "Config file: the rules, SLA and city to replay with")->required();
+  rp->add_option("--log", rep.log, "Replay log directory");
+  rp->add_option("--bootstrap", rep.range.bootstrap,
+                 "Replay from Kafka instead: the range given by --from-offsets/--from-time/--to-time");
+  add_range(rp, rep.range);
+  rp->add_option("--out", rep.out, "Output directory: cases.jsonl, kpi.json, digest, summary.json, store/")
+      ->required();
+  rp->add_option("--store", rep.store, "Store directory (default <out>/store); must be empty");
+  rp->add_option("--speed", rep.speed, "max (default), 1 (real time) or N (N times real time)");
+  rp->add_option("--batch", rep.batch, "Messages per micro-batch (the output does not depend on it)");
+  rp->add_option("--order", rep.order,
+                 "auto (default: log order for engine recordings, time order otherwise), log or time")
+      ->check(CLI::IsMember({"auto", "log", "time"}));
+  rp->add_option("--reorder-window", rep.reorder_window,
+                 "Time order: how far timestamps within a partition may run back (default 1s)");
+  rp->add_option("--from", rep.from, "Only records from this time (RFC 3339 or epoch ms)");
+  rp->add_option("--to", rep.to, "Only records before this time");
+  rp->add_option("--progress", rep.progress, "auto (bar on a terminal, else lines), bar, lines or none")
+      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
+
+  rp->add_flag("--events", rep.events, "Also write every output event to <out>/events.jsonl");
+
+  DiffArgs diff;
+  auto* df = app.add_subcommand("diff", "Compare two replay outputs case by case and KPI by KPI (exit 1 if they differ)");
+  df->add_option("DIR_A", diff.dir_a, "First replay output")->required();
+  df->add_option("DIR_B", diff.dir_b, "Second replay output")->required();
+  df->add_option("--json", diff.json, "Also write the report as JSON to this file ('-': only JSON, to stdout)");
+  df->add_option("--max-listed", diff.max_listed, "Cases listed per section of the text report");
+
+  ExportArgs exp;
+  auto* ex = app.add_subcommand("export", "Write cases.jsonl and kpi.json from a (stopped) engine's store, to diff "
+                                          "a live run against a replay");
+  ex->add_option("--config", exp.config, "Config file")->required();
+  ex->add_option("--store", exp.store, "Store directory")->required();
+  ex->add_option("--out", exp.out, "Output directory")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -100,5 +159,9 @@ int main(int argc, char** argv) {
   if (*b) return BrokerCommand(broker, g_stop);
   if (*r) return RunServiceCommand(run, g_stop, &g_reload);
   if (*s) return SimulateCommand(sim, g_stop);
+  if (*rec_cmd) return RecordCommand(rec, g_stop);
+  if (*rp) return ReplayCommand(rep, g_stop);
+  if (*df) return DiffCommand(diff);
+  if (*ex) return ExportCommand(exp);
   return 2;
 }
