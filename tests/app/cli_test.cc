@@ -96,7 +96,8 @@ TEST(Cli, HelpExitsZero) {
   TempDir dir;
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"--help"}, {"run", "--help"}, {"validate", "--help"}, {"broker", "--help"},
-        {"simulate", "--help"}}) {
+        {"simulate", "--help"}, {"record", "--help"}, {"replay", "--help"}, {"diff", "--help"},
+        {"export", "--help"}}) {
     Output o = Cityloop(dir, args);
     EXPECT_EQ(o.code, 0) << args[0] << ": " << o.out << o.err;
     EXPECT_TRUE(Contains(o.out, "Usage")) << o.out;
@@ -119,6 +120,49 @@ TEST(Cli, BadUsageExitsTwo) {
   EXPECT_TRUE(Contains(no_config.err, "--config")) << no_config.err;
   Output bad_log_format = Cityloop(dir, {"--log-format", "xml", "validate", "--config", testing::ExampleConfigPath()});
   EXPECT_EQ(bad_log_format.code, 2) << bad_log_format.out << bad_log_format.err;
+}
+
+// record / replay / diff refuse bad flags with exit 2 and say which flag.
+TEST(Cli, ReplayCommandsRefuseBadUsage) {
+  TempDir dir;
+  const std::string config = testing::ExampleConfigPath();
+  const std::string golden = testing::ProjectRoot() + "/tests/data/replay/golden";
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"replay", "--config", config, "--out", dir.file("o1")}, "exactly one source"},
+           {{"replay", "--config", config, "--log", golden, "--out", dir.file("o2"), "--speed", "fast"}, "--speed"},
+           {{"replay", "--config", config, "--log", golden, "--out", dir.file("o3"), "--speed", "0"}, "--speed"},
+           {{"replay", "--config", config, "--log", golden, "--out", dir.file("o4"), "--from", "yesterday"}, "--from"},
+           {{"replay", "--config", config, "--log", golden, "--out", dir.file("o5"), "--reorder-window", "x"},
+            "--reorder-window"},
+           {{"replay", "--config", config, "--log", dir.path(), "--out", dir.file("o6")}, "not a replay log"},
+           {{"record", "--config", config, "--out", dir.file("l"), "--from-offsets", "city.sensors=5"},
+            "TOPIC:PARTITION=OFFSET"},
+           {{"record", "--config", config, "--out", dir.file("l"), "--from-time", "soon"}, "--from-time"},
+           {{"diff", dir.file("nowhere"), dir.file("nor-here")}, "nowhere"},
+       }) {
+    Output o = Cityloop(dir, c.args);
+    EXPECT_EQ(o.code, 2) << c.args[0] << " " << c.args.back() << ": " << o.out << o.err;
+    EXPECT_TRUE(Contains(o.err, c.says)) << c.says << " not in: " << o.err;
+  }
+}
+
+// Replaying into an output that already holds a store would mix two runs.
+TEST(Cli, ReplayRefusesAStoreThatIsNotFresh) {
+  TempDir dir;
+  const std::vector<std::string> args = {"replay", "--config", testing::ExampleConfigPath(), "--log",
+                                         testing::ProjectRoot() + "/tests/data/replay/golden", "--out",
+                                         dir.file("out"), "--progress", "lines"};
+  Output first = Cityloop(dir, args);
+  ASSERT_EQ(first.code, 0) << first.out << first.err;
+  EXPECT_TRUE(Contains(first.out, "replayed 9078 events")) << first.out;
+  EXPECT_TRUE(Contains(first.err, "replay: 9078 events (100%)")) << first.err;  // plain progress lines
+  Output again = Cityloop(dir, args);
+  EXPECT_EQ(again.code, 2) << again.out << again.err;
+  EXPECT_TRUE(Contains(again.err, "fresh store")) << again.err;
 }
 
 TEST(Cli, SimulateFastNeedsADuration) {

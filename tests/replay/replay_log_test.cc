@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "replay/crc32c.h"
 #include "tests/support/test_support.h"
@@ -48,6 +49,20 @@ std::vector<LogRecord> ReadAll(const std::string& dir, LogReadOptions options = 
   while (LogRecord* r = (*reader)->Next()) out.push_back(*r);
   if (problems) *problems = (*reader)->problems();
   return out;
+}
+
+// Writes msgs (then a clock record at clock_at, if any) into a log at dir.
+void WriteLog(const std::string& dir, const std::vector<ingest::Message>& msgs, uint64_t segment_bytes,
+              std::optional<int64_t> clock_at = std::nullopt) {
+  LogWriterOptions wo;
+  wo.segment_bytes = segment_bytes;
+  auto w = LogWriter::Open(dir, wo);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  for (const auto& m : msgs) ASSERT_TRUE((*w)->Append(m).ok());
+  if (clock_at) {
+    ASSERT_TRUE((*w)->AppendClock(*clock_at).ok());
+  }
+  ASSERT_TRUE((*w)->Close().ok());
 }
 
 std::string SegmentPath(const std::string& dir, const std::string& topic, int partition, int number) {
@@ -121,14 +136,8 @@ TEST(ReplayLog, RecordsReadBackInTheOrderTheyWereWritten) {
 
 TEST(ReplayLog, SegmentsRotateWithAnIndexAndTimeOrderSkipsClockRecords) {
   testing::TempDir dir;
-  LogWriterOptions wo;
-  wo.segment_bytes = 4096;
-  auto w = LogWriter::Open(dir.path(), wo);
-  ASSERT_TRUE(w.ok());
   const auto city = City(10, 30, 1);
-  for (const auto& m : city) ASSERT_TRUE((*w)->Append(m).ok());
-  ASSERT_TRUE((*w)->AppendClock(1).ok());
-  ASSERT_TRUE((*w)->Close().ok());
+  WriteLog(dir.path(), city, 4096, /*clock_at=*/1);
   const std::string stream = dir.path() + "/city.sensors/0";
   size_t segments = 0;
   for (const auto& e : fs::directory_iterator(stream)) segments += e.path().extension() == ".seg";
@@ -148,10 +157,7 @@ TEST(ReplayLog, SegmentsRotateWithAnIndexAndTimeOrderSkipsClockRecords) {
 TEST(ReplayLog, TimeOrderDoesNotDependOnPartitionsOrInterleaving) {
   auto read_back = [](const std::vector<ingest::Message>& written) {
     testing::TempDir dir;
-    auto w = LogWriter::Open(dir.path());
-    EXPECT_TRUE(w.ok());
-    for (const auto& m : written) EXPECT_TRUE((*w)->Append(m).ok());
-    EXPECT_TRUE((*w)->Close().ok());
+    WriteLog(dir.path(), written, 64 << 20);
     std::vector<std::string> out;
     for (const auto& r : ReadAll(dir.path(), TimeOrder())) out.push_back(Content(r));
     return out;
@@ -196,13 +202,7 @@ TEST(ReplayLog, TimeOrderPutsSmallDisorderWithinAPartitionRight) {
 
 TEST(ReplayLog, TimeRangeSkipsWhatIsOutside) {
   testing::TempDir dir;
-  LogWriterOptions wo;
-  wo.segment_bytes = 2048;
-  auto w = LogWriter::Open(dir.path(), wo);
-  ASSERT_TRUE(w.ok());
-  const auto city = City(3, 100, 2);
-  for (const auto& m : city) ASSERT_TRUE((*w)->Append(m).ok());
-  ASSERT_TRUE((*w)->Close().ok());
+  WriteLog(dir.path(), City(3, 100, 2), 2048);
   LogReadOptions ro;
   ro.order = LogOrder::kTime;
   ro.from_ms = 1000000 + 40 * 1000;
@@ -216,12 +216,7 @@ TEST(ReplayLog, TimeRangeSkipsWhatIsOutside) {
 class DamagedLog : public ::testing::Test {
  protected:
   void SetUp() override {
-    LogWriterOptions wo;
-    wo.segment_bytes = 2048;
-    auto w = LogWriter::Open(dir.path(), wo);
-    ASSERT_TRUE(w.ok());
-    for (const auto& m : City(4, 60, 1)) ASSERT_TRUE((*w)->Append(m).ok());
-    ASSERT_TRUE((*w)->Close().ok());
+    WriteLog(dir.path(), City(4, 60, 1), 2048);
     total = ReadAll(dir.path()).size();
     ASSERT_EQ(total, 240u);
   }
