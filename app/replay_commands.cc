@@ -160,6 +160,7 @@ int ReplayCommand(const ReplayArgs& args, const std::atomic<bool>& stop) {
     return kExitUsage;
   }
   o.log_dir = args.log;
+  if (!from_kafka) o.topics = SplitComma(args.range.topics);  // a log: replay only these topics
   if (from_kafka) {
     // The range is spooled into a log first: the same reader, ordering and
     // corruption handling as any log, and a record of what was replayed.
