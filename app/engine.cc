@@ -63,11 +63,13 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
       });
   if (!consumer.ok()) return consumer.status();
   e->consumer_ = std::move(consumer).value();
-  if (options.exit_when_caught_up) {
-    auto q = ingest::OffsetQuery::Create(bootstrap, cfg.kafka.properties);
-    if (!q.ok()) return q.status();
-    e->offsets_ = std::move(q).value();
-  }
+  // Partition ends: for catching up (--exit-when-caught-up) and the lag gauges.
+  auto q = ingest::OffsetQuery::Create(bootstrap, cfg.kafka.properties);
+  if (!q.ok()) return q.status();
+  e->offsets_ = std::move(q).value();
+  metrics->GetGauge("cityloop_build_info", "Always 1; the labels name the build", {{"version", CITYLOOP_VERSION}})
+      .Set(1);
+  e->Refresh(/*force=*/true);
   spdlog::info("engine started: bootstrap {}, store {}, group {}", bootstrap, path, cfg.kafka.group_id);
   return e;
 }
@@ -95,6 +97,7 @@ Status Engine::Step(bool* idle) {
     CL_RETURN_IF_ERROR(Publish());
   }
   CL_RETURN_IF_ERROR(MaybeCommit(false));
+  Refresh(false);
   CL_RETURN_IF_ERROR(publisher_->Poll(0));
   // Backpressure: stop fetching while Kafka is behind on our output.
   const bool full = publisher_->in_flight() > options_.max_in_flight;
@@ -105,6 +108,48 @@ Status Engine::Step(bool* idle) {
   }
   if (paused_) CL_RETURN_IF_ERROR(publisher_->Poll(10));
   return Status::Ok();
+}
+
+std::shared_ptr<const dispatch::KpiBook> Engine::kpi() const {
+  std::lock_guard<std::mutex> lock(kpi_mu_);
+  return kpi_;
+}
+
+void Engine::Refresh(bool force) {
+  const auto now = std::chrono::steady_clock::now();
+  if (force || now - last_kpi_ >= std::chrono::seconds(1)) {
+    last_kpi_ = now;
+    auto book = std::make_shared<const dispatch::KpiBook>(pipeline_->kpi());
+    std::lock_guard<std::mutex> lock(kpi_mu_);
+    kpi_ = std::move(book);
+  }
+  if (!force && now - last_gauges_ < std::chrono::seconds(5)) return;
+  last_gauges_ = now;
+  const dispatch::CaseEngine::Census census = pipeline_->census();
+  for (int s = 0; s <= static_cast<int>(CaseStatus::kDeferred); ++s) {
+    const auto status = static_cast<CaseStatus>(s);
+    if (!CaseIsOpen(status)) continue;
+    auto it = census.by_status.find(status);
+    metrics_->GetGauge("cityloop_cases", "Open cases by status", {{"status", CaseStatusName(status)}})
+        .Set(static_cast<double>(it == census.by_status.end() ? 0 : it->second));
+  }
+  for (auto [light, n] : {std::pair{"green", census.green}, {"yellow", census.yellow}, {"red", census.red}}) {
+    metrics_->GetGauge("cityloop_cases_by_light", "Open cases by the worst light of their running SLA clocks",
+                       {{"light", light}})
+        .Set(static_cast<double>(n));
+  }
+  metrics_->GetGauge("cityloop_case_timers", "SLA, escalation and verification timers waiting to fire")
+      .Set(static_cast<double>(census.timers));
+  // Lag: how far the stored offsets are behind each assigned partition's end.
+  if (!offsets_) return;
+  for (const auto& p : consumer_->Assignment()) {
+    auto high = offsets_->HighWatermark(p.topic, p.partition, 1000);
+    if (!high.ok()) continue;
+    const int64_t next = store_->GetOffset({p.topic, p.partition}).value_or(0);
+    metrics_->GetGauge("cityloop_ingest_lag", "Messages not yet applied, per input partition",
+                       {{"topic", p.topic}, {"partition", std::to_string(p.partition)}})
+        .Set(static_cast<double>(std::max<int64_t>(0, *high - next)));
+  }
 }
 
 Status Engine::OpenRecording() {
@@ -153,6 +198,14 @@ void Engine::Record(bool tick) {
 Status Engine::Publish() {
   for (const auto& o : result_.offsets) uncommitted_[{o.topic, o.partition}] = o.next_offset;
   if (result_.outbox.empty()) return Status::Ok();
+  if (options_.hub) {
+    const auto& topics = city_->config().kafka.topics;
+    stream_.clear();
+    for (const auto& r : result_.outbox) {
+      if (r.topic == topics.cases || r.topic == topics.dispatch) stream_.push_back({r.seq, r.topic, r.value});
+    }
+    options_.hub->Publish(stream_);
+  }
   return publisher_->Publish(std::move(result_.outbox));
 }
 

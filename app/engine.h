@@ -8,6 +8,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <map>
 #include <memory>
 #include <string>
@@ -20,6 +22,8 @@
 #include "ingest/kafka.h"
 #include "ingest/offset_query.h"
 #include "replay/replay_log.h"
+#include "console/backend.h"
+#include "dispatch/kpi.h"
 #include "storage/store.h"
 
 namespace cityloop::app {
@@ -37,6 +41,9 @@ struct EngineOptions {
   // idle clock advances, into this replay log (run --record): replaying it
   // reproduces the run exactly.
   std::string record_dir;
+  // The console's live feed: every case and dispatch event, after its batch
+  // is in the store. May be null.
+  console::EventHub* hub = nullptr;
 };
 
 class Engine {
@@ -57,6 +64,8 @@ class Engine {
   bool ready() const { return ready_.load(); }
   // The store, for reads from other threads (the HTTP API).
   const storage::Store& store() const { return *store_; }
+  // The KPI book as of at most ~1 s ago, for other threads (the HTTP API).
+  std::shared_ptr<const dispatch::KpiBook> kpi() const;
 
  private:
   Engine() = default;
@@ -72,6 +81,9 @@ class Engine {
   // the city's incidents matter more than the recording of them.
   void Record(bool tick);
   Status OpenRecording();
+  // Every few seconds: the KPI snapshot, and the gauges that need a look at
+  // all cases or at the cluster (lag per partition, cases by status and light).
+  void Refresh(bool force);
 
   std::shared_ptr<const CityModel> city_;
   EngineOptions options_;
@@ -86,6 +98,10 @@ class Engine {
   std::unique_ptr<ingest::KafkaConsumer> consumer_;
   std::unique_ptr<ingest::OffsetQuery> offsets_;
   std::unique_ptr<replay::LogWriter> recorder_;
+  mutable std::mutex kpi_mu_;
+  std::shared_ptr<const dispatch::KpiBook> kpi_;
+  std::chrono::steady_clock::time_point last_kpi_, last_gauges_;
+  std::vector<console::StreamEvent> stream_;
   Counter* recorded_ = nullptr;
   Counter* record_errors_ = nullptr;
   std::vector<ingest::Message> batch_;

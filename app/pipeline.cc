@@ -404,7 +404,18 @@ Status Pipeline::Commit(const std::map<storage::TopicPartition, int64_t>& next_o
                  c->recommended_unit.empty() ? "" : ", unit " + c->recommended_unit);
   }
   for (const auto& a : effects_.audit) wb.PutAudit(a.case_id, a.seq, a.json);
-  for (const auto& r : outbox_) wb.PutOutbox(r);
+  const auto& topics = city_->config().kafka.topics;
+  for (const auto& r : outbox_) {
+    wb.PutOutbox(r);
+    // The event log behind the console's live stream (resume by Last-Event-ID).
+    if (r.topic == topics.cases || r.topic == topics.dispatch) wb.PutEvent(r.seq, r.topic, r.value);
+  }
+  // Trimmed now and then, not per batch: each trim is a range tombstone.
+  const uint64_t keep_from = next_outbox_seq_ > kEventLogRetention ? next_outbox_seq_ - kEventLogRetention : 0;
+  if (keep_from >= events_trimmed_to_ + kEventLogRetention / 10) {
+    events_trimmed_to_ = keep_from;
+    wb.DeleteEventsBefore(events_trimmed_to_);
+  }
   state_.clear();
   rules_.TakeDirty(&state_);
   for (const auto& e : state_) {

@@ -65,6 +65,12 @@ class Pipeline {
   Status Tick(BatchResult* result, bool* advanced = nullptr);
   // The clock reading the last Process (for all its messages) or Tick used.
   int64_t last_ingest_ms() const { return last_ingest_ms_; }
+  // The KPI book as of the last batch (engine thread only; copy to share).
+  const dispatch::KpiBook& kpi() const { return cases_.kpi(); }
+  dispatch::CaseEngine::Census census() const { return cases_.TakeCensus(); }
+
+  // Case and dispatch events the store keeps for the live stream's resume.
+  static constexpr uint64_t kEventLogRetention = 100000;
   // Swaps in the rules (and merge settings) of city, whose city section must
   // equal the running one. Unchanged rules keep their state.
   detect::ReloadSummary ReloadRules(std::shared_ptr<const CityModel> city);
@@ -105,6 +111,7 @@ class Pipeline {
   dispatch::CaseEngine cases_;
   uint64_t next_outbox_seq_ = 1;
   int64_t last_ingest_ms_ = 0;
+  uint64_t events_trimmed_to_ = 0;  // event log records below this seq are deleted
 
   // Per-batch scratch, reused.
   std::vector<storage::OutboxRecord> outbox_;

@@ -409,4 +409,28 @@ void CaseEngine::OnSignal(const Signal& s, Effects* fx) {
   Settle(fx);
 }
 
+CaseEngine::Census CaseEngine::TakeCensus() const {
+  Census out;
+  out.timers = static_cast<int64_t>(timers_.size());
+  for (const auto& [id, c] : cases_) {
+    if (!CaseIsOpen(c.status)) continue;
+    ++out.by_status[c.status];
+    std::optional<SlaLight> worst;
+    auto consider = [&](const SlaClock& k) {
+      if (k.started_ms == 0 || k.stopped_ms != 0) return;
+      if (!worst || static_cast<int>(k.light) > static_cast<int>(*worst)) worst = k.light;
+    };
+    for (const Task& t : c.tasks) {
+      for (const SlaClock* k : {&t.acknowledge, &t.arrive, &t.handle}) consider(*k);
+    }
+    consider(c.verify);
+    consider(c.close);
+    if (!worst) continue;
+    if (*worst == SlaLight::kRed) ++out.red;
+    else if (*worst == SlaLight::kYellow) ++out.yellow;
+    else ++out.green;
+  }
+  return out;
+}
+
 }  // namespace cityloop::dispatch

@@ -120,6 +120,14 @@ class CaseEngine {
   int64_t time_ms() const { return now_ms_; }  // the newest watermark seen
   // Approximate heap bytes of the open cases (for the memory benchmark and /metrics).
   size_t OpenCaseBytes() const;
+  // Open cases by status and by their worst running SLA light, and the
+  // timers waiting to fire (for /metrics). O(cases).
+  struct Census {
+    std::map<CaseStatus, int64_t> by_status;  // open cases only
+    int64_t green = 0, yellow = 0, red = 0;   // open cases with a running clock, by its worst light
+    int64_t timers = 0;
+  };
+  Census TakeCensus() const;
 
  private:
   struct Actor {

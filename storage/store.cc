@@ -30,11 +30,12 @@ constexpr char kOffsets[] = "offsets";
 constexpr char kState[] = "state";
 constexpr char kMeta[] = "meta";
 constexpr char kSnapshots[] = "snapshots";
+constexpr char kEvents[] = "events";
 constexpr char kSchemaVersionKey[] = "schema_version";
 
 // Index of each of our column families in Impl::handles / Rep::cf.
-enum Cf : size_t { kCfCases, kCfAudit, kCfOutbox, kCfOffsets, kCfState, kCfMeta, kCfSnapshots, kCfCount };
-constexpr const char* kCfNames[kCfCount] = {kCases, kAudit, kOutbox, kOffsets, kState, kMeta, kSnapshots};
+enum Cf : size_t { kCfCases, kCfAudit, kCfOutbox, kCfOffsets, kCfState, kCfMeta, kCfSnapshots, kCfEvents, kCfCount };
+constexpr const char* kCfNames[kCfCount] = {kCases, kAudit, kOutbox, kOffsets, kState, kMeta, kSnapshots, kEvents};
 
 constexpr uint8_t kOutboxFormatVersion = 1;
 constexpr size_t kBlockCacheBytes = 64u << 20;
@@ -271,6 +272,17 @@ void WriteBatch::DeleteState(std::string_view key) {
   CL_ROCKS_CHECK(rep_->batch.Delete(rep_->cf[kCfState], ToSlice(key)));
 }
 
+void WriteBatch::PutEvent(uint64_t seq, std::string_view topic, std::string_view json) {
+  std::string value(topic);
+  value.push_back('\0');
+  value.append(json);
+  CL_ROCKS_CHECK(rep_->batch.Put(rep_->cf[kCfEvents], OutboxKey(seq), value));
+}
+
+void WriteBatch::DeleteEventsBefore(uint64_t seq) {
+  CL_ROCKS_CHECK(rep_->batch.DeleteRange(rep_->cf[kCfEvents], OutboxKey(0), OutboxKey(seq)));
+}
+
 void WriteBatch::PutMeta(std::string_view key, std::string_view value) {
   CL_CHECK(rep_);
   CL_ROCKS_CHECK(rep_->batch.Put(rep_->cf[kCfMeta], ToSlice(key), ToSlice(value)));
@@ -330,14 +342,15 @@ struct Store::Impl {
   }
 
   // Iterates the keys in [prefix, successor(prefix)) in order until fn says stop.
-  Status Scan(Cf which, std::string_view prefix,
-              const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  // Keys with prefix, from the first >= start (start sorts after prefix or is empty).
+  Status Scan(Cf which, std::string_view prefix, const std::function<bool(std::string_view, std::string_view)>& fn,
+              std::string_view start = {}) const {
     const std::string upper = PrefixSuccessor(prefix);
     rocksdb::Slice upper_slice(upper);
     rocksdb::ReadOptions ro;
     if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf[which]));
-    for (it->Seek(ToSlice(prefix)); it->Valid(); it->Next()) {
+    for (it->Seek(ToSlice(start > prefix ? start : prefix)); it->Valid(); it->Next()) {
       if (!fn(ToView(it->key()), ToView(it->value()))) break;
     }
     return FromRocks(it->status(), std::string("iterate ") + kCfNames[which]);
@@ -491,6 +504,41 @@ Result<std::optional<std::string>> Store::GetCase(std::string_view case_id) cons
 
 Status Store::ForEachCase(const std::function<bool(std::string_view, std::string_view)>& fn) const {
   return impl_->Scan(kCfCases, "", fn);
+}
+
+Status Store::ForEachCaseAfter(std::string_view after_id,
+                               const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  if (after_id.empty()) return ForEachCase(fn);
+  std::string start(after_id);
+  start.push_back('\0');  // the first id after after_id
+  return impl_->Scan(kCfCases, "", fn, start);
+}
+
+Status Store::ForEachEventAfter(uint64_t after,
+                                const std::function<bool(uint64_t, std::string_view, std::string_view)>& fn) const {
+  Status corrupt;
+  Status s = impl_->Scan(
+      kCfEvents, "",
+      [&](std::string_view k, std::string_view v) {
+        const size_t sep = v.find('\0');
+        if (k.size() != 8 || sep == std::string_view::npos) {
+          corrupt = Status::DataLoss("malformed event log record");
+          return false;
+        }
+        return fn(ReadBigEndian64(k), v.substr(0, sep), v.substr(sep + 1));
+      },
+      OutboxKey(after + 1));
+  CL_RETURN_IF_ERROR(s);
+  return corrupt;
+}
+
+uint64_t Store::FirstEventSeq() const {
+  uint64_t first = 0;
+  (void)impl_->Scan(kCfEvents, "", [&](std::string_view k, std::string_view) {
+    if (k.size() == 8) first = ReadBigEndian64(k);
+    return false;
+  });
+  return first;
 }
 
 Status Store::ForEachAudit(std::string_view case_id,

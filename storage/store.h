@@ -6,6 +6,8 @@
 //   state    free-form key      -> detector / engine state bytes
 //   meta     key                -> value ("schema_version", counters)
 //   snapshots snapshot id       -> JPEG bytes (camera events; retention by detect/camera)
+//   events   seq (8B big-endian)-> topic \0 CloudEvents JSON: the case and dispatch events
+//                                  published, kept for the live stream's resume (Last-Event-ID)
 // Everything one micro-batch changes goes into one WriteBatch and is written
 // atomically by Write(): state, audit, outbox and input offsets together.
 // A Store is used by one engine thread; reads are safe from other threads.
@@ -66,6 +68,8 @@ class WriteBatch {
   void DeleteSnapshot(std::string_view id);
   void PutMeta(std::string_view key, std::string_view value);
   void DeleteMeta(std::string_view key);
+  void PutEvent(uint64_t seq, std::string_view topic, std::string_view json);
+  void DeleteEventsBefore(uint64_t seq);  // the event log's retention
   size_t count() const;  // number of operations
 
  private:
@@ -93,6 +97,13 @@ class Store {
   Result<std::optional<std::string>> GetCase(std::string_view case_id) const;
   // Calls fn for every case in id order; stops early when fn returns false.
   Status ForEachCase(const std::function<bool(std::string_view id, std::string_view json)>& fn) const;
+  // Cases with ids after after_id, in id order ("" = from the first).
+  Status ForEachCaseAfter(std::string_view after_id,
+                          const std::function<bool(std::string_view id, std::string_view json)>& fn) const;
+  // Event log records with seq > after, ascending.
+  Status ForEachEventAfter(uint64_t after,
+                           const std::function<bool(uint64_t seq, std::string_view topic, std::string_view json)>& fn) const;
+  uint64_t FirstEventSeq() const;  // 0 when the log is empty
   Status ForEachAudit(std::string_view case_id,
                       const std::function<bool(uint32_t seq, std::string_view json)>& fn) const;
   // Outbox records in seq order.
