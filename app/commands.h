@@ -86,7 +86,7 @@ struct ReplayArgs {
   std::string out;
   std::string store;
   std::string speed = "max";
-  size_t batch = 1000;
+  size_t batch = 100000;
   std::string order = "auto";
   std::string reorder_window = "1s";
   std::string from;  // within the log: record timestamps from / to

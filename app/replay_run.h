@@ -32,7 +32,9 @@ struct ReplayOptions {
   std::string out_dir;
   std::string store_dir;  // default: <out_dir>/store; must not hold a store already
   double speed = 0;       // 0: as fast as possible; 1: real time; N: N times real time
-  size_t batch_size = 1000;
+  // Messages per micro-batch. Output does not depend on it; large batches
+  // write each device's state once for many of its readings.
+  size_t batch_size = 100000;
   ReplayOrder order = ReplayOrder::kAuto;  // auto: log order for engine recordings, else time
   int64_t reorder_window_ms = 1000;
   std::vector<std::string> topics;  // empty: every input topic in the log

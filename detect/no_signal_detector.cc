@@ -45,11 +45,15 @@ std::string LocalClock(int64_t ts_ms, int utc_offset_minutes) {
 }  // namespace
 
 std::string NoSignalState::Encode() const {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "%d %lld %d %.17g %.17g %d ", static_cast<int>(phase),
-                static_cast<long long>(last_ts_ms), cell, position.lat, position.lon, static_cast<int>(partition));
-  std::string out(buf);
-  out.append(kind).append(" ").append(topic);
+  std::string out;
+  out.reserve(64 + kind.size() + topic.size());
+  AppendStateField(&out, static_cast<int>(phase));
+  AppendStateField(&out, last_ts_ms);
+  AppendStateField(&out, cell);
+  AppendStateField(&out, position.lat);
+  AppendStateField(&out, position.lon);
+  AppendStateField(&out, static_cast<int>(partition));
+  out.append(" ").append(kind).append(" ").append(topic);
   return out;
 }
 

@@ -10,6 +10,7 @@
 // Everything here is owned and called by one engine thread.
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,6 +28,16 @@
 #include "core/status.h"
 
 namespace cityloop::detect {
+
+// State encoders write "v1 v2 ..." with these: std::to_chars, the shortest
+// text that reads back to the same value (a double exactly), and no locale.
+template <typename T>
+void AppendStateField(std::string* out, T v) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  if (!out->empty()) out->push_back(' ');
+  out->append(buf, r.ptr);
+}
 
 // Dense numbering of device (and camera) ids, shared by every rule, so that an
 // input costs one hash look-up however many rules watch it. Ids are never

@@ -18,10 +18,12 @@ bool MoreExtreme(ThresholdDirection dir, double v, double than) {
 }  // namespace
 
 std::string ThresholdState::Encode() const {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%d %lld %lld %.17g", static_cast<int>(phase), static_cast<long long>(since_ms),
-                static_cast<long long>(last_ts_ms), peak);
-  return buf;
+  std::string out;
+  AppendStateField(&out, static_cast<int>(phase));
+  AppendStateField(&out, since_ms);
+  AppendStateField(&out, last_ts_ms);
+  AppendStateField(&out, peak);
+  return out;
 }
 
 std::optional<ThresholdState> ThresholdState::Decode(std::string_view text) {

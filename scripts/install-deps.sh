@@ -12,22 +12,30 @@ PACKAGES=(
   # meta-package would pull in VTK, Qt and FFmpeg for nothing).
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libopencv-video-dev libopencv-objdetect-dev
+  # The web console's browser test (tests/e2e/): headless Chromium, a CJK font
+  # for its screenshots of the Chinese UI, and npm (for playwright-core,
+  # installed by scripts/install-web-deps.sh).
+  chromium fonts-wqy-microhei npm
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+  # npm also comes with other Node.js builds (NodeSource's nodejs provides and
+  # conflicts with Debian's npm): any npm on the PATH will do.
+  if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${missing[*]}" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# npm packages of the web console's test (npm ci only when needed).
+"$(dirname "$0")/install-web-deps.sh"

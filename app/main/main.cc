@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
       ->required();
   rp->add_option("--store", rep.store, "Store directory (default <out>/store); must be empty");
   rp->add_option("--speed", rep.speed, "max (default), 1 (real time) or N (N times real time)");
-  rp->add_option("--batch", rep.batch, "Messages per micro-batch (the output does not depend on it)");
+  rp->add_option("--batch", rep.batch, "Messages per micro-batch (default 100000; the output does not depend on it)");
   rp->add_option("--order", rep.order,
                  "auto (default: log order for engine recordings, time order otherwise), log or time")
       ->check(CLI::IsMember({"auto", "log", "time"}));
