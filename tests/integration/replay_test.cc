@@ -211,6 +211,9 @@ TEST_F(Replay, ALiveRunRecordedAndReplayedGivesTheSameCases) {
   std::thread loop([&] { result = (*engine)->Run(stop); });
   const int64_t backlog = produced();
   ASSERT_TRUE(consumed(backlog));
+  // Every batch recorded (the clock has not moved: no clock records yet), so
+  // from here on only clock advances add records.
+  ASSERT_TRUE(testing::WaitFor([&] { return metrics.CounterTotal("cityloop_recorded_records_total") == backlog; }));
   // The input goes quiet and event time moves on with the clock (silent
   // devices, SLA lights): only the recorded clock advances can reproduce it.
   for (int minute = 1; minute <= 40; ++minute) {
