@@ -11,10 +11,11 @@
 #include <thread>
 
 #include "app/command_support.h"
+#include "app/console_backend.h"
 #include "app/engine.h"
 #include "app/live_summary.h"
 #include "app/simulation.h"
-#include "console/http_server.h"
+#include "console/api.h"
 #include "core/city.h"
 #include "core/config.h"
 #include "core/logging.h"
@@ -130,6 +131,8 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop, std::a
   eo.exit_when_caught_up = args.exit_when_caught_up;
   eo.config_path = args.config;
   eo.record_dir = args.record;
+  console::EventHub hub;  // engine -> live stream
+  eo.hub = &hub;
   auto engine = Engine::Create(city, eo, clock, &metrics);
   if (!engine.ok()) {
     spdlog::error("engine failed to start: {}", engine.status().ToString());
@@ -138,14 +141,18 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop, std::a
   Engine* eng = engine->get();
 
   const std::string listen = args.listen.empty() ? cfg.api.listen : args.listen;
-  auto routes = console::OperationalRoutes(metrics, [eng] { return eng->ready(); });
-  console::AddSnapshotRoutes(routes, [eng](const std::string& id) { return eng->store().GetSnapshot(id); });
-  auto http = console::HttpServer::Start(listen, std::move(routes));
+  auto backend = ConsoleBackend::Create(city, *eng, hub, bootstrap);
+  if (!backend.ok()) {
+    spdlog::error("console backend failed to start: {}", backend.status().ToString());
+    return kExitRuntime;
+  }
+  auto http = console::ApiServer::Start(**backend, cfg.api, metrics, listen);
   if (!http.ok()) {
     spdlog::error("HTTP server failed to start on {}: {}", listen, http.status().ToString());
     return kExitRuntime;
   }
-  spdlog::info("HTTP on {} (/metrics, /livez, /readyz)", listen);
+  spdlog::info("HTTP on {}:{} (console /, API /api/v1, /metrics, /livez, /readyz)",
+               listen.substr(0, listen.rfind(':')), (*http)->port());
 
   std::atomic<bool> engine_done{false};
   std::thread simulator;

@@ -1,18 +1,26 @@
 // HttpServer on Boost.Beast: one acceptor and one Session per connection, each
 // connection on its own strand of a shared io_context run by `threads`
 // threads. The Router is immutable after Start and shared by every session.
+//
+// A Session reads a request, routes it and answers: a plain response is
+// written with Beast; a deferred one waits (a timer on the strand, no thread
+// held) for its Responder or its timeout; a stream writes its head and then
+// the chunks its StreamSink queues, one async write at a time on the strand,
+// while a one-byte read watches for the client going away. Anything posted to
+// a strand from outside goes through ServerCore::Post, which refuses once
+// Stop has begun, so producers on other threads never touch a dead io_context.
 #include "console/http_server.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <optional>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 // Asio's scheduler trips -Wnull-dereference once inlined (a thread-info
 // pointer that is never null on an io_context thread); silence it for Boost only.
@@ -22,7 +30,10 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #pragma GCC diagnostic pop
@@ -36,8 +47,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-
-constexpr auto kIdleTimeout = std::chrono::seconds(60);
+using Clock = std::chrono::steady_clock;
 
 // ---- URL helpers -------------------------------------------------------------
 
@@ -48,21 +58,21 @@ int HexValue(char c) {
   return -1;
 }
 
-// Decodes %XX escapes (a malformed escape stays as written); in a query,
-// '+' stands for a space.
-std::string PercentDecode(std::string_view s, bool plus_is_space) {
+// Decodes %XX escapes; nullopt for a malformed one ("%", "%4", "%zz"). In a
+// query, '+' stands for a space.
+std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
-    if (c == '%' && i + 2 < s.size()) {
+    if (c == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
       const int hi = HexValue(s[i + 1]);
       const int lo = HexValue(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+      continue;
     }
     out.push_back(plus_is_space && c == '+' ? ' ' : c);
   }
@@ -80,23 +90,34 @@ std::vector<std::string_view> SplitView(std::string_view s, char sep) {
   }
 }
 
-// "/a/b" -> {"a", "b"}; "/" -> {""}.
-std::vector<std::string> PathSegments(std::string_view raw_path) {
+bool HasControl(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+// "/a/b" -> {"a", "b"}; "/" -> {""}. nullopt for a malformed escape or a
+// control character in a decoded segment.
+std::optional<std::vector<std::string>> PathSegments(std::string_view raw_path) {
   if (!raw_path.empty() && raw_path.front() == '/') raw_path.remove_prefix(1);
   std::vector<std::string> segments;
-  for (auto part : SplitView(raw_path, '/')) segments.push_back(PercentDecode(part, false));
+  for (auto part : SplitView(raw_path, '/')) {
+    auto decoded = PercentDecode(part, false);
+    if (!decoded || HasControl(*decoded)) return std::nullopt;
+    segments.push_back(std::move(*decoded));
+  }
   return segments;
 }
 
-std::map<std::string, std::string> ParseQuery(std::string_view q) {
+std::optional<std::map<std::string, std::string>> ParseQuery(std::string_view q) {
   std::map<std::string, std::string> out;
   if (q.empty()) return out;
   for (auto pair : SplitView(q, '&')) {
     if (pair.empty()) continue;
     const size_t eq = pair.find('=');
-    std::string key = PercentDecode(pair.substr(0, eq), true);
-    std::string value = eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1), true);
-    out[std::move(key)] = std::move(value);
+    auto key = PercentDecode(pair.substr(0, eq), true);
+    auto value = eq == std::string_view::npos ? std::optional<std::string>("")
+                                              : PercentDecode(pair.substr(eq + 1), true);
+    if (!key || !value) return std::nullopt;
+    out[std::move(*key)] = std::move(*value);
   }
   return out;
 }
@@ -108,11 +129,18 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
+std::string Join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
 // ---- routing -------------------------------------------------------------------
 
 // Every route with the same shape (literal segments, "{}" for parameters)
 // shares one RouteNode holding a handler per method.
 struct RouteNode {
+  std::string pattern;                // "/api/v1/cases/{id}"
   std::vector<std::string> segments;  // literal text, or "{name}"
   std::map<std::string, Handler> by_method;
 
@@ -156,13 +184,15 @@ class Router {
       return Status::InvalidArgument("route '" + key + "' has a bad path");
     }
     if (!handler) return Status::InvalidArgument("route '" + key + "' has no handler");
-    std::vector<std::string> segments = PathSegments(path);
+    auto segments = PathSegments(path);
+    if (!segments) return Status::InvalidArgument("route '" + key + "' has a bad path");
     std::string shape;
-    for (const auto& s : segments) shape += "/" + (RouteNode::IsParam(s) ? std::string("{}") : s);
+    for (const auto& s : *segments) shape += "/" + (RouteNode::IsParam(s) ? std::string("{}") : s);
     auto [it, inserted] = nodes_.try_emplace(shape);
     if (inserted) {
-      it->second.segments = segments;
-    } else if (it->second.segments != segments) {
+      it->second.segments = *segments;
+      it->second.pattern = path;
+    } else if (it->second.segments != *segments) {
       return Status::InvalidArgument("route '" + key + "' names its parameters unlike another route of the same shape");
     }
     if (!it->second.by_method.emplace(method, std::move(handler)).second) {
@@ -171,9 +201,12 @@ class Router {
     return Status::Ok();
   }
 
-  HttpResponse Dispatch(HttpRequest& req, const std::string& raw_path) const {
-    const std::vector<std::string> path = PathSegments(raw_path);
+  // Routes req (its method and decoded path segments); sets req.params and req.route.
+  HttpResponse Dispatch(HttpRequest& req, const std::vector<std::string>& path) const {
     const Handler* best = nullptr;
+    const RouteNode* best_node = nullptr;
+    const RouteNode* any_node = nullptr;
+    std::string best_method;
     std::vector<bool> best_mask;
     std::map<std::string, std::string> best_params;
     std::vector<std::string> allowed;
@@ -181,7 +214,9 @@ class Router {
       std::map<std::string, std::string> params;
       std::vector<bool> mask;
       if (!node.Match(path, &params, &mask)) continue;
-      const Handler* h = Find(node, req.method);
+      if (!any_node) any_node = &node;
+      std::string method;
+      const Handler* h = Find(node, req.method, &method);
       if (!h) {
         for (const auto& [m, unused] : node.by_method) allowed.push_back(m);
         if (node.by_method.count("GET") && !node.by_method.count("HEAD")) allowed.push_back("HEAD");
@@ -189,6 +224,8 @@ class Router {
       }
       if (!best || mask > best_mask) {
         best = h;
+        best_node = &node;
+        best_method = method;
         best_mask = std::move(mask);
         best_params = std::move(params);
       }
@@ -197,13 +234,22 @@ class Router {
       if (allowed.empty()) return JsonError(404, "not_found", "no route for " + req.path);
       std::sort(allowed.begin(), allowed.end());
       allowed.erase(std::unique(allowed.begin(), allowed.end()), allowed.end());
-      std::string allow;
-      for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
+      if (req.method == "OPTIONS") {
+        allowed.push_back("OPTIONS");
+        std::sort(allowed.begin(), allowed.end());
+        req.route = "OPTIONS " + any_node->pattern;
+        HttpResponse r;
+        r.status = 204;
+        r.content_type.clear();
+        r.headers.emplace_back("Allow", Join(allowed));
+        return r;
+      }
       HttpResponse r = JsonError(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
-      r.headers.emplace_back("Allow", allow);
+      r.headers.emplace_back("Allow", Join(allowed));
       return r;
     }
     req.params = std::move(best_params);
+    req.route = best_method + " " + best_node->pattern;
     try {
       return (*best)(req);
     } catch (const std::exception& e) {
@@ -215,99 +261,400 @@ class Router {
     }
   }
 
+  std::vector<std::string> Keys() const {
+    std::vector<std::string> keys;
+    for (const auto& [shape, node] : nodes_) {
+      for (const auto& [m, h] : node.by_method) keys.push_back(m + " " + node.pattern);
+    }
+    return keys;
+  }
+
  private:
-  static const Handler* Find(const RouteNode& node, const std::string& method) {
+  static const Handler* Find(const RouteNode& node, const std::string& method, std::string* found) {
     auto it = node.by_method.find(method);
     if (it == node.by_method.end() && method == "HEAD") it = node.by_method.find("GET");
-    return it == node.by_method.end() ? nullptr : &it->second;
+    if (it == node.by_method.end()) return nullptr;
+    *found = it->first;
+    return &it->second;
   }
 
   std::map<std::string, RouteNode> nodes_;  // by shape
 };
 
-// ---- connections ---------------------------------------------------------------
+// ---- shared server state ---------------------------------------------------------
+
+struct ServerCore {
+  HttpServerOptions options;
+  std::shared_ptr<const Router> router;
+  std::atomic<size_t> connections{0};
+
+  // Posts fn to a connection's strand unless Stop has begun.
+  bool Post(const asio::any_io_executor& ex, std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(post_mu_);
+    if (!running_) return false;
+    asio::post(ex, std::move(fn));
+    return true;
+  }
+  void Shutdown() {
+    std::lock_guard<std::mutex> lock(post_mu_);
+    running_ = false;
+  }
+
+ private:
+  std::mutex post_mu_;
+  bool running_ = true;
+};
+
+// A connection's strand, for producers on other threads. The session clears
+// it when it goes, so a sink or responder that outlives its connection (and
+// maybe the io_context) holds no executor and posts nothing.
+struct StrandRef {
+  std::mutex mu;
+  std::optional<asio::any_io_executor> ex;
+
+  bool Post(ServerCore& core, std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!ex) return false;
+    return core.Post(*ex, std::move(fn));
+  }
+  void Clear() {
+    std::optional<asio::any_io_executor> old;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      old.swap(ex);
+    }
+  }
+};
+
+// ---- request/response conversion -------------------------------------------------
 
 using BeastResponse = http::response<http::string_body>;
+
+void AddHeaders(BeastResponse& res, const HttpResponse& r) {
+  res.set(http::field::server, "cityloop");
+  if (!r.content_type.empty()) res.set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) res.insert(name, value);
+}
 
 BeastResponse ToBeast(const HttpResponse& r, unsigned version, bool keep_alive, bool head) {
   const int status = r.status >= 100 && r.status <= 599 ? r.status : 500;
   BeastResponse res;
   res.version(version);
   res.result(static_cast<unsigned>(status));
-  res.set(http::field::server, "cityloop");
-  if (!r.content_type.empty()) res.set(http::field::content_type, r.content_type);
-  for (const auto& [name, value] : r.headers) res.insert(name, value);
-  res.body() = r.body;
+  AddHeaders(res, r);
+  if (status != 204 && status != 304) res.body() = r.body;
   res.keep_alive(keep_alive);
   res.prepare_payload();
   if (head) res.body().clear();  // Content-Length stays that of the GET body
   return res;
 }
 
-HttpRequest FromBeast(http::request<http::string_body>&& req, std::string* raw_path) {
-  HttpRequest out;
-  out.method = std::string(req.method_string());
-  out.target = std::string(req.target());
-  const std::string_view target(out.target);
-  const size_t q = target.find('?');
-  *raw_path = std::string(target.substr(0, q));
-  out.path = PercentDecode(*raw_path, false);
-  if (q != std::string_view::npos) out.query = ParseQuery(target.substr(q + 1));
+void CopyHeaders(const http::request_header<>& req, HttpRequest* out) {
   for (const auto& field : req) {
     const auto n = field.name_string();
     std::string name = Lower(std::string_view(n.data(), n.size()));
-    auto [it, inserted] = out.headers.try_emplace(name, std::string(field.value()));
+    auto [it, inserted] = out->headers.try_emplace(name, std::string(field.value()));
     if (!inserted) it->second += ", " + std::string(field.value());
   }
-  out.body = std::move(req.body());
-  return out;
 }
+
+// Fills out from req; false (with *error) for a target that does not decode.
+bool FromBeast(http::request<http::string_body>&& req, HttpRequest* out, std::vector<std::string>* segments,
+               std::string* error) {
+  out->method = std::string(req.method_string());
+  out->target = std::string(req.target());
+  CopyHeaders(req, out);
+  out->body = std::move(req.body());
+  const std::string_view target(out->target);
+  const size_t q = target.find('?');
+  const std::string_view raw_path = target.substr(0, q);
+  auto path = PercentDecode(raw_path, false);
+  auto segs = PathSegments(raw_path);
+  if (!path || !segs) {
+    *error = "the request path has a malformed percent-escape or a control character";
+    out->path = std::string(raw_path);
+    return false;
+  }
+  out->path = std::move(*path);
+  *segments = std::move(*segs);
+  if (q != std::string_view::npos) {
+    auto query = ParseQuery(target.substr(q + 1));
+    if (!query) {
+      *error = "the query string has a malformed percent-escape";
+      return false;
+    }
+    out->query = std::move(*query);
+  }
+  return true;
+}
+
+std::string Peer(const tcp::socket& socket) {
+  beast::error_code ec;
+  const auto ep = socket.remote_endpoint(ec);
+  if (ec) return "";
+  const auto addr = ep.address();
+  return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" + std::to_string(ep.port());
+}
+
+std::string Shorten(const std::string& s, size_t max) { return s.size() <= max ? s : s.substr(0, max) + "..."; }
+
+// The queue of a streamed response: filled by the sink from any thread,
+// drained by the session on its strand.
+struct StreamQueue {
+  std::mutex mu;
+  std::deque<std::string> pending;
+  size_t max_queued = 1024;
+  bool writing = false;       // a write is in flight
+  bool flush_posted = false;  // a FlushStream is on its way to the strand
+  bool over = false;          // accepts nothing more
+  bool end_requested = false;
+  uint64_t writes_done = 0;
+  std::vector<std::function<void()>> drained;
+};
+
+class Session;
+
+class SessionSink : public StreamSink {
+ public:
+  SessionSink(std::weak_ptr<Session> session, std::shared_ptr<ServerCore> core, std::shared_ptr<StrandRef> strand,
+              std::shared_ptr<StreamQueue> q)
+      : session_(std::move(session)), core_(std::move(core)), strand_(std::move(strand)), q_(std::move(q)) {}
+
+  bool Write(std::string bytes) override;
+  void WhenDrained(std::function<void()> fn) override;
+  void End() override;
+  void Abort(StreamEnd why) override;
+  size_t queued() const override {
+    std::lock_guard<std::mutex> lock(q_->mu);
+    return q_->pending.size();
+  }
+
+ private:
+  void PostToSession(std::function<void(Session&)> fn);
+  std::weak_ptr<Session> session_;
+  std::shared_ptr<ServerCore> core_;
+  std::shared_ptr<StrandRef> strand_;
+  std::shared_ptr<StreamQueue> q_;
+};
+
+class SessionResponder : public Responder {
+ public:
+  SessionResponder(std::weak_ptr<Session> session, std::shared_ptr<ServerCore> core,
+                   std::shared_ptr<StrandRef> strand, uint64_t generation)
+      : session_(std::move(session)), core_(std::move(core)), strand_(std::move(strand)), generation_(generation) {}
+  void Send(HttpResponse r) override;
+  bool Post(std::function<void()> fn) override;
+
+ private:
+  std::weak_ptr<Session> session_;
+  std::shared_ptr<ServerCore> core_;
+  std::shared_ptr<StrandRef> strand_;
+  uint64_t generation_;
+  std::atomic<bool> sent_{false};
+};
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<const Router> router)
-      : stream_(std::move(socket)), router_(std::move(router)) {}
+  Session(tcp::socket socket, std::shared_ptr<ServerCore> core, bool reject)
+      : stream_(std::move(socket)),
+        core_(std::move(core)),
+        reject_(reject),
+        remote_(Peer(stream_.socket())),
+        strand_ref_(std::make_shared<StrandRef>()),
+        deferred_timer_(stream_.get_executor()),
+        heartbeat_timer_(stream_.get_executor()),
+        write_timer_(stream_.get_executor()) {
+    strand_ref_->ex.emplace(stream_.get_executor());
+    core_->connections.fetch_add(1);
+  }
+
+  ~Session() {
+    strand_ref_->Clear();
+    if (queue_) {
+      std::lock_guard<std::mutex> lock(queue_->mu);
+      queue_->over = true;
+      queue_->drained.clear();
+    }
+    if (stream_resp_ && !stream_finished_ && stream_resp_->on_close) {
+      try {
+        stream_resp_->on_close(StreamEnd::kServerStopped);
+      } catch (...) {
+      }
+    }
+    core_->connections.fetch_sub(1);
+  }
 
   void Run() {
-    asio::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::Read, shared_from_this()));
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->reject_) {
+        self->version_ = 11;
+        self->keep_alive_ = false;
+        self->start_ = Clock::now();
+        HttpResponse r = JsonError(503, "too_many_connections", "the server has too many open connections");
+        r.headers.emplace_back("Retry-After", "1");
+        self->SendPlain(std::move(r), /*close=*/true);
+      } else {
+        self->Read();
+      }
+    });
   }
+
+  // ---- deferred responses (strand) ----
+  void FinishDeferred(uint64_t generation, HttpResponse r) {
+    if (generation != deferred_generation_ || !deferred_ || deferred_done_) return;
+    deferred_done_ = true;
+    deferred_timer_.cancel();
+    std::shared_ptr<DeferredResponse> done = std::move(deferred_);
+    done.reset();  // the producer's state goes now, on the strand
+    if (r.stream || r.deferred) r = JsonError(500, "internal", "a deferred response cannot stream or defer again");
+    SendPlain(std::move(r), !keep_alive_);
+  }
+  bool DeferredPending(uint64_t generation) const {
+    return generation == deferred_generation_ && deferred_ && !deferred_done_;
+  }
+
+  // ---- streams (strand) ----
+  void FlushStream() {
+    if (stream_finished_) return;
+    {
+      std::lock_guard<std::mutex> lock(queue_->mu);
+      queue_->flush_posted = false;
+      if (queue_->writing || queue_->pending.empty()) return;
+      write_buf_.clear();
+      for (auto& p : queue_->pending) write_buf_ += p;
+      queue_->pending.clear();
+      queue_->writing = true;
+    }
+    const uint64_t gen = ++write_generation_;
+    write_timer_.expires_after(stream_resp_->write_timeout);
+    write_timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
+      if (!ec && gen == self->write_generation_) self->FinishStream(StreamEnd::kWriteTimeout);
+    });
+    asio::async_write(stream_.socket(), asio::buffer(write_buf_),
+                      beast::bind_front_handler(&Session::OnStreamWrite, shared_from_this()));
+  }
+
+  void FinishStream(StreamEnd why) {
+    if (!stream_resp_ || stream_finished_) return;
+    stream_finished_ = true;
+    {
+      std::lock_guard<std::mutex> lock(queue_->mu);
+      queue_->over = true;
+      queue_->pending.clear();
+      queue_->drained.clear();
+    }
+    ++write_generation_;
+    heartbeat_timer_.cancel();
+    write_timer_.cancel();
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+    std::shared_ptr<StreamResponse> resp = std::move(stream_resp_);
+    if (resp->on_close) {
+      try {
+        resp->on_close(why);
+      } catch (const std::exception& e) {
+        spdlog::error("http stream on_close threw: {}", e.what());
+      }
+    }
+    resp.reset();
+  }
+  bool StreamLive() const { return stream_resp_ && !stream_finished_; }
 
  private:
   void Read() {
     parser_.emplace();
-    parser_->body_limit(HttpServer::kMaxBodyBytes);
-    stream_.expires_after(kIdleTimeout);
+    parser_->body_limit(core_->options.max_body_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(core_->options.max_header_bytes));
+    stream_.expires_after(core_->options.request_timeout);
     http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }
 
   void OnRead(beast::error_code ec, size_t /*bytes*/) {
     if (ec == http::error::end_of_stream) return Close();
+    start_ = Clock::now();
+    req_ = HttpRequest();
+    req_.remote = remote_;
+    version_ = 11;
+    keep_alive_ = false;
+    head_ = false;
     if (ec == http::error::body_limit) {
-      return Send(JsonError(413, "payload_too_large",
-                            "request body exceeds " + std::to_string(HttpServer::kMaxBodyBytes) + " bytes"),
-                  11, false, false);
+      const auto& h = parser_->get();
+      req_.method = std::string(h.method_string());
+      req_.target = std::string(h.target());
+      CopyHeaders(h, &req_);
+      version_ = h.version();
+      return SendPlain(JsonError(413, "payload_too_large",
+                                 "request body exceeds " + std::to_string(core_->options.max_body_bytes) + " bytes"),
+                       true);
     }
     if (ec == http::error::header_limit) {
-      return Send(JsonError(431, "headers_too_large", "request headers are too large"), 11, false, false);
+      return SendPlain(JsonError(431, "headers_too_large",
+                                 "request headers exceed " + std::to_string(core_->options.max_header_bytes) +
+                                     " bytes"),
+                       true);
     }
     if (ec && ec.category() == http::make_error_code(http::error::end_of_stream).category()) {
-      return Send(JsonError(400, "bad_request", "malformed HTTP request: " + ec.message()), 11, false, false);
+      return SendPlain(JsonError(400, "bad_request", "malformed HTTP request: " + ec.message()), true);
     }
     if (ec) return;  // closed, reset or timed out: nothing to answer
 
-    http::request<http::string_body> req = parser_->release();
-    const unsigned version = req.version();
-    const bool keep_alive = req.keep_alive();
-    const bool head = req.method() == http::verb::head;
-    std::string raw_path;
-    HttpRequest request = FromBeast(std::move(req), &raw_path);
-    HttpResponse response = router_->Dispatch(request, raw_path);
-    Send(response, version, keep_alive, head);
+    http::request<http::string_body> msg = parser_->release();
+    version_ = msg.version();
+    keep_alive_ = msg.keep_alive();
+    head_ = msg.method() == http::verb::head;
+    std::vector<std::string> segments;
+    std::string error;
+    HttpResponse response;
+    if (!FromBeast(std::move(msg), &req_, &segments, &error)) {
+      response = JsonError(400, "bad_request", error);
+    } else {
+      std::optional<HttpResponse> early;
+      if (core_->options.before) {
+        try {
+          early = core_->options.before(req_);
+        } catch (const std::exception& e) {
+          early = JsonError(500, "internal", std::string("request filter failed: ") + e.what());
+        }
+      }
+      response = early ? std::move(*early) : core_->router->Dispatch(req_, segments);
+    }
+    if (response.stream && response.deferred) response.deferred.reset();
+    if (response.stream) return StartStream(std::move(response));
+    if (response.deferred) return StartDeferred(std::move(response));
+    SendPlain(std::move(response), !keep_alive_);
   }
 
-  void Send(const HttpResponse& r, unsigned version, bool keep_alive, bool head) {
-    res_ = ToBeast(r, version, keep_alive, head);
-    stream_.expires_after(kIdleTimeout);
+  void After(HttpResponse& r) {
+    if (!core_->options.after) return;
+    try {
+      core_->options.after(req_, r);
+    } catch (const std::exception& e) {
+      spdlog::error("http response filter threw: {}", e.what());
+    }
+  }
+
+  void Observe(const HttpResponse& r, size_t bytes) {
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start_).count();
+    if (core_->options.access_log) {
+      spdlog::info("http {} {} {} {:.1f}ms {}B remote={} user={} route=\"{}\"", req_.method.empty() ? "-" : req_.method,
+                   Shorten(req_.target.empty() ? "-" : req_.target, 256), r.status, ms, bytes, remote_,
+                   r.log_user.empty() ? "-" : r.log_user, req_.route);
+    }
+    if (core_->options.observer) {
+      try {
+        core_->options.observer(req_, r, ms);
+      } catch (const std::exception& e) {
+        spdlog::error("http observer threw: {}", e.what());
+      }
+    }
+  }
+
+  void SendPlain(HttpResponse r, bool close) {
+    After(r);
+    res_ = ToBeast(r, version_, keep_alive_ && !close, head_);
+    Observe(r, res_.body().size());
+    stream_.expires_after(core_->options.request_timeout);
     http::async_write(stream_, res_,
                       beast::bind_front_handler(&Session::OnWrite, shared_from_this(), res_.need_eof()));
   }
@@ -318,17 +665,262 @@ class Session : public std::enable_shared_from_this<Session> {
     Read();
   }
 
+  // Half-closes, then reads and drops what the client still sends until it
+  // closes too (bounded): closing with unread input would reset the
+  // connection and could destroy the response before the client read it
+  // (a 413 sent while the body is still arriving).
   void Close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return;
+    stream_.expires_after(std::min<std::chrono::milliseconds>(core_->options.request_timeout, std::chrono::seconds(5)));
+    Drain();
+  }
+  void Drain() {
+    stream_.async_read_some(asio::buffer(read_byte_, sizeof read_byte_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (!ec) self->Drain();
+                            });
+  }
+
+  void StartDeferred(HttpResponse r) {
+    deferred_ = std::move(r.deferred);
+    deferred_done_ = false;
+    const uint64_t gen = ++deferred_generation_;
+    deferred_timer_.expires_after(deferred_->timeout);
+    deferred_timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
+      if (ec || !self->DeferredPending(gen)) return;
+      HttpResponse timeout;
+      try {
+        timeout = self->deferred_->on_timeout ? self->deferred_->on_timeout()
+                                              : JsonError(504, "timeout", "no response in time");
+      } catch (const std::exception& e) {
+        timeout = JsonError(500, "internal", std::string("timeout handler failed: ") + e.what());
+      }
+      self->FinishDeferred(gen, std::move(timeout));
+    });
+    auto responder = std::make_shared<SessionResponder>(weak_from_this(), core_, strand_ref_, gen);
+    std::shared_ptr<DeferredResponse> d = deferred_;
+    try {
+      if (d->start) d->start(responder);
+    } catch (const std::exception& e) {
+      spdlog::error("http deferred start for {} {} threw: {}", req_.method, req_.path, e.what());
+      FinishDeferred(gen, JsonError(500, "internal", std::string("handler failed: ") + e.what()));
+    }
+  }
+
+  void StartStream(HttpResponse r) {
+    After(r);
+    keep_alive_ = false;
+    const int status = r.status >= 100 && r.status <= 599 ? r.status : 500;
+    std::string head = std::string(version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ") + std::to_string(status) + " " +
+                       std::string(http::obsolete_reason(static_cast<http::status>(status))) + "\r\n";
+    head += "Server: cityloop\r\n";
+    if (!r.content_type.empty()) head += "Content-Type: " + r.content_type + "\r\n";
+    for (const auto& [name, value] : r.headers) head += name + ": " + value + "\r\n";
+    head += "Connection: close\r\n\r\n";
+    Observe(r, 0);
+    if (head_) {
+      // HEAD: the head alone, no stream.
+      stream_.expires_after(core_->options.request_timeout);
+      write_buf_ = std::move(head);
+      asio::async_write(stream_.socket(), asio::buffer(write_buf_),
+                        [self = shared_from_this()](beast::error_code, size_t) { self->Close(); });
+      return;
+    }
+    stream_resp_ = std::move(r.stream);
+    stream_.expires_never();
+    if (stream_resp_->send_buffer_bytes > 0) {
+      beast::error_code ec;
+      stream_.socket().set_option(asio::socket_base::send_buffer_size(stream_resp_->send_buffer_bytes), ec);
+    }
+    queue_ = std::make_shared<StreamQueue>();
+    queue_->max_queued = std::max<size_t>(1, stream_resp_->max_queued);
+    queue_->pending.push_back(std::move(head));
+    auto sink = std::make_shared<SessionSink>(weak_from_this(), core_, strand_ref_, queue_);
+    FlushStream();
+    WatchClient();
+    if (stream_resp_->heartbeat.count() > 0) ArmHeartbeat(0);
+    std::shared_ptr<StreamResponse> resp = stream_resp_;
+    try {
+      if (resp->start) resp->start(sink);
+    } catch (const std::exception& e) {
+      spdlog::error("http stream start for {} threw: {}", req_.path, e.what());
+      FinishStream(StreamEnd::kAborted);
+    }
+  }
+
+  // A one-byte read that completes when the client goes away (a stream's
+  // client sends nothing more; anything it does send is ignored).
+  void WatchClient() {
+    stream_.socket().async_read_some(asio::buffer(read_byte_, sizeof read_byte_),
+                                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                                       if (!self->StreamLive()) return;
+                                       if (ec) return self->FinishStream(StreamEnd::kClientClosed);
+                                       self->WatchClient();
+                                     });
+  }
+
+  void ArmHeartbeat(uint64_t writes_seen) {
+    heartbeat_timer_.expires_after(stream_resp_->heartbeat);
+    heartbeat_timer_.async_wait([self = shared_from_this(), writes_seen](beast::error_code ec) {
+      if (ec || !self->StreamLive()) return;
+      uint64_t writes = 0;
+      bool idle = false;
+      {
+        std::lock_guard<std::mutex> lock(self->queue_->mu);
+        writes = self->queue_->writes_done;
+        idle = writes == writes_seen && !self->queue_->writing && self->queue_->pending.empty();
+        if (idle && !self->queue_->over) self->queue_->pending.push_back(self->stream_resp_->heartbeat_text);
+      }
+      if (idle) self->FlushStream();
+      self->ArmHeartbeat(idle ? writes + 1 : writes);
+    });
+  }
+
+  void OnStreamWrite(beast::error_code ec, size_t /*bytes*/) {
+    ++write_generation_;
+    write_timer_.cancel();
+    if (!StreamLive()) return;
+    if (ec) return FinishStream(StreamEnd::kWriteError);
+    std::vector<std::function<void()>> drained;
+    bool more = false, end = false;
+    {
+      std::lock_guard<std::mutex> lock(queue_->mu);
+      queue_->writing = false;
+      ++queue_->writes_done;
+      more = !queue_->pending.empty();
+      if (!more) {
+        drained.swap(queue_->drained);
+        end = queue_->end_requested;
+      }
+    }
+    if (more) return FlushStream();
+    for (auto& fn : drained) {
+      if (!StreamLive()) return;
+      try {
+        fn();
+      } catch (const std::exception& e) {
+        spdlog::error("http stream drain callback threw: {}", e.what());
+        return FinishStream(StreamEnd::kAborted);
+      }
+    }
+    if (end && StreamLive()) {
+      bool still_idle = false;
+      {
+        std::lock_guard<std::mutex> lock(queue_->mu);
+        still_idle = !queue_->writing && queue_->pending.empty();
+      }
+      if (still_idle) FinishStream(StreamEnd::kEnded);
+    }
   }
 
   beast::tcp_stream stream_;
+  std::shared_ptr<ServerCore> core_;
+  bool reject_;
+  std::string remote_;
+  std::shared_ptr<StrandRef> strand_ref_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   BeastResponse res_;
-  std::shared_ptr<const Router> router_;
+
+  // The request being answered.
+  HttpRequest req_;
+  Clock::time_point start_;
+  unsigned version_ = 11;
+  bool keep_alive_ = false;
+  bool head_ = false;
+
+  // Deferred.
+  std::shared_ptr<DeferredResponse> deferred_;
+  uint64_t deferred_generation_ = 0;
+  bool deferred_done_ = true;
+  asio::steady_timer deferred_timer_;
+
+  // Stream.
+  std::shared_ptr<StreamResponse> stream_resp_;
+  std::shared_ptr<StreamQueue> queue_;
+  bool stream_finished_ = false;
+  std::string write_buf_;
+  uint64_t write_generation_ = 0;
+  char read_byte_[64];
+  asio::steady_timer heartbeat_timer_;
+  asio::steady_timer write_timer_;
 };
+
+void SessionSink::PostToSession(std::function<void(Session&)> fn) {
+  strand_->Post(*core_, [w = session_, fn = std::move(fn)] {
+    if (auto s = w.lock()) fn(*s);
+  });
+}
+
+bool SessionSink::Write(std::string bytes) {
+  bool post_flush = false, overflow = false;
+  {
+    std::lock_guard<std::mutex> lock(q_->mu);
+    if (q_->over) return false;
+    if (q_->pending.size() >= q_->max_queued) {
+      q_->over = overflow = true;
+    } else {
+      q_->pending.push_back(std::move(bytes));
+      if (!q_->writing && !q_->flush_posted) post_flush = q_->flush_posted = true;
+    }
+  }
+  if (overflow) {
+    PostToSession([](Session& s) { s.FinishStream(StreamEnd::kOverflow); });
+    return false;
+  }
+  if (post_flush) PostToSession([](Session& s) { s.FlushStream(); });
+  return true;
+}
+
+void SessionSink::WhenDrained(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(q_->mu);
+    if (q_->over) return;
+    if (q_->writing || !q_->pending.empty()) {
+      q_->drained.push_back(std::move(fn));
+      return;
+    }
+  }
+  PostToSession([fn = std::move(fn)](Session& s) {
+    if (s.StreamLive()) fn();
+  });
+}
+
+void SessionSink::End() {
+  bool idle = false;
+  {
+    std::lock_guard<std::mutex> lock(q_->mu);
+    if (q_->over) return;
+    q_->end_requested = true;
+    idle = !q_->writing && q_->pending.empty() && !q_->flush_posted;
+  }
+  if (idle) PostToSession([](Session& s) { s.FinishStream(StreamEnd::kEnded); });
+}
+
+void SessionSink::Abort(StreamEnd why) {
+  {
+    std::lock_guard<std::mutex> lock(q_->mu);
+    q_->over = true;
+  }
+  PostToSession([why](Session& s) { s.FinishStream(why); });
+}
+
+void SessionResponder::Send(HttpResponse r) {
+  if (sent_.exchange(true)) return;
+  strand_->Post(*core_, [w = session_, gen = generation_, r = std::move(r)]() mutable {
+    if (auto s = w.lock()) s->FinishDeferred(gen, std::move(r));
+  });
+}
+
+bool SessionResponder::Post(std::function<void()> fn) {
+  if (sent_.load()) return false;
+  return strand_->Post(*core_, [w = session_, gen = generation_, fn = std::move(fn)] {
+    auto s = w.lock();
+    if (s && s->DeferredPending(gen)) fn();
+  });
+}
 
 // ---- listen address ------------------------------------------------------------
 
@@ -368,12 +960,31 @@ Result<HostPort> ParseListen(const std::string& listen) {
 
 }  // namespace
 
+const std::string& HttpRequest::header(const std::string& name) const {
+  static const std::string kEmpty;
+  auto it = headers.find(name);
+  return it == headers.end() ? kEmpty : it->second;
+}
+
+const char* StreamEndName(StreamEnd e) {
+  switch (e) {
+    case StreamEnd::kEnded: return "ended";
+    case StreamEnd::kClientClosed: return "client_closed";
+    case StreamEnd::kOverflow: return "queue_full";
+    case StreamEnd::kWriteTimeout: return "write_timeout";
+    case StreamEnd::kWriteError: return "write_error";
+    case StreamEnd::kAborted: return "aborted";
+    case StreamEnd::kServerStopped: return "server_stopped";
+  }
+  return "ended";
+}
+
 // ---- HttpServer ----------------------------------------------------------------
 
 struct HttpServer::Impl {
   std::optional<asio::io_context> ioc;
   std::optional<tcp::acceptor> acceptor;
-  std::shared_ptr<const Router> router;
+  std::shared_ptr<ServerCore> core;
   std::vector<std::thread> threads;
   uint16_t port = 0;
   std::mutex stop_mu;
@@ -383,7 +994,9 @@ struct HttpServer::Impl {
     acceptor->async_accept(asio::make_strand(*ioc), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
       if (!ec) {
-        std::make_shared<Session>(std::move(socket), router)->Run();
+        const size_t limit = core->options.max_connections;
+        const bool reject = limit > 0 && core->connections.load() >= limit;
+        std::make_shared<Session>(std::move(socket), core, reject)->Run();
       } else {
         spdlog::warn("http accept failed: {}", ec.message());
       }
@@ -398,7 +1011,19 @@ HttpServer::~HttpServer() { Stop(); }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen,
                                                       std::map<std::string, Handler> routes, int threads) {
-  if (threads < 1) return Status::InvalidArgument("http server needs at least one thread");
+  HttpServerOptions options;
+  options.threads = threads;
+  return Start(listen, std::move(routes), std::move(options));
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen,
+                                                      std::map<std::string, Handler> routes,
+                                                      HttpServerOptions options) {
+  if (options.threads < 1) return Status::InvalidArgument("http server needs at least one thread");
+  if (options.max_body_bytes == 0 || options.max_header_bytes < 256) {
+    return Status::InvalidArgument("http server limits are too small");
+  }
+  if (options.request_timeout.count() <= 0) return Status::InvalidArgument("http request timeout must be positive");
   auto hp = ParseListen(listen);
   if (!hp.ok()) return hp.status();
 
@@ -406,8 +1031,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen,
   for (auto& [key, handler] : routes) CL_RETURN_IF_ERROR(router->Add(key, std::move(handler)));
 
   auto impl = std::make_unique<Impl>();
+  const int threads = options.threads;
   impl->ioc.emplace(threads);
-  impl->router = std::move(router);
+  impl->core = std::make_shared<ServerCore>();
+  impl->core->options = std::move(options);
+  impl->core->router = std::move(router);
 
   beast::error_code ec;
   tcp::endpoint endpoint;
@@ -458,6 +1086,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen,
 
 uint16_t HttpServer::port() const { return impl_->port; }
 
+size_t HttpServer::connections() const { return impl_->core->connections.load(); }
+
 void HttpServer::Stop() {
   std::lock_guard<std::mutex> lock(impl_->stop_mu);
   if (impl_->stopped) return;
@@ -465,6 +1095,7 @@ void HttpServer::Stop() {
   for (const auto& t : impl_->threads) {
     CL_CHECK_MSG(t.get_id() != std::this_thread::get_id(), "HttpServer::Stop called from a handler");
   }
+  impl_->core->Shutdown();  // producers on other threads post nothing more
   impl_->ioc->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
@@ -524,7 +1155,8 @@ void AddSnapshotRoutes(std::map<std::string, Handler>& routes, SnapshotFetch fet
     if (!*got) return error(404, "not_found", "no snapshot '" + id + "' (never taken, or removed by retention)");
     r.content_type = "image/jpeg";
     r.body = std::move(**got);
-    r.headers.emplace_back("Cache-Control", "public, max-age=31536000, immutable");
+    // private: behind the API's tokens, shared caches must not keep them.
+    r.headers.emplace_back("Cache-Control", "private, max-age=31536000, immutable");
     return r;
   };
 }

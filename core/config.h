@@ -542,8 +542,32 @@ struct CameraOptions {
 // (empty when neither names one).
 std::string ZoneCategory(const CameraZone& zone, const CameraOptions& options, const char* detector);
 
+// api: the HTTP API, its live stream and the web console (console/api.h).
 struct ApiOptions {
+  // api.tokens[]: who may call the API. Only the SHA-256 of a token is kept.
+  struct Token {
+    std::string name;                    // name: the actor of every command sent with it
+    std::string sha256;                  // sha256: 64 hex digits (stored lower-case) of SHA-256(token)
+    Role role = Role::kViewer;           // role: viewer, operator, supervisor or admin
+    std::vector<std::string> districts;  // districts: city district ids it is limited to (empty: all)
+    bool operator==(const Token&) const = default;
+  };
   std::string listen = "127.0.0.1:8080";       // api.listen
+  std::vector<Token> tokens;                    // api.tokens
+  std::vector<std::string> cors_origins;        // api.cors_origins: "https://host[:port]" or "*"
+  std::string web_root;                         // api.web_root: static console files ("" = console/web of the sources)
+  int threads = 4;                              // api.threads: HTTP server threads
+  int64_t action_wait_ms = 3000;                // api.action_wait: how long an action waits for the engine's outcome
+  int64_t request_timeout_ms = 30000;           // api.request_timeout: to read a request / write a response
+  int64_t max_body_bytes = 64 * 1024;           // api.max_body_bytes
+  int64_t max_header_bytes = 16 * 1024;         // api.max_header_bytes: request line and headers
+  int max_connections = 1024;                   // api.max_connections: open connections
+  int max_streams = 100;                        // api.max_streams: live streams at once (503 beyond)
+  int max_streams_per_token = 16;               // api.max_streams_per_token: per token name (429 beyond)
+  int stream_queue_limit = 1000;                // api.stream_queue_limit: events waiting per stream client
+  int64_t heartbeat_ms = 15000;                 // api.heartbeat: stream comment when idle this long
+  int64_t stream_retention = 100000;            // api.stream_retention: newest events the store keeps for resuming
+  bool access_log = true;                       // api.access_log: one log line per request
   bool operator==(const ApiOptions&) const = default;
 };
 

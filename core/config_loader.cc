@@ -1607,13 +1607,93 @@ const KeyTable<CameraOptions>& CameraOptionKeys() {
   return t;
 }
 
+// api.tokens[].sha256: the hex SHA-256 of a token (never the token itself).
+Check<std::string> Sha256Hex() {
+  return [](const std::string& s) {
+    const bool hex = std::all_of(s.begin(), s.end(), [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    });
+    if (s.size() == 64 && hex) return std::string();
+    return "expected the 64 hex digits of the token's SHA-256 (printf %s \"$TOKEN\" | sha256sum), got " +
+           std::to_string(s.size()) + (hex ? " hex digits" : " characters that are not all hex digits") +
+           "; never put the token itself in the config";
+  };
+}
+
+// api.cors_origins[]: "*" or an origin as browsers send it: scheme://host[:port], no path.
+Check<std::string> CorsOrigin() {
+  return [](const std::string& s) {
+    if (s == "*") return std::string();
+    const size_t scheme = s.find("://");
+    const std::string proto = scheme == std::string::npos ? "" : s.substr(0, scheme);
+    const std::string host = scheme == std::string::npos ? "" : s.substr(scheme + 3);
+    const bool ok = (proto == "http" || proto == "https") && !host.empty() &&
+                    std::all_of(host.begin(), host.end(), [](char c) {
+                      return IsIdChar(c) || c == ':' || c == '[' || c == ']';
+                    });
+    return ok ? std::string()
+              : "expected an origin such as https://console.example.org or http://127.0.0.1:8080 (no path), or *, "
+                "got '" + s + "'";
+  };
+}
+
+template <typename T>
+Check<T> AtLeast(T lo, const char* what) {
+  return [lo, what](const T& v) {
+    return v >= lo ? std::string() : std::string(what) + " must be at least " + std::to_string(lo);
+  };
+}
+Check<int64_t> MsWithin(int64_t lo, int64_t hi) {
+  return [lo, hi](const int64_t& v) {
+    return v >= lo && v <= hi ? std::string()
+                              : "must be within [" + std::to_string(lo) + "ms, " + std::to_string(hi) + "ms], got " +
+                                    std::to_string(v) + "ms";
+  };
+}
+
+const KeyTable<ApiOptions::Token>& ApiTokenKeys() {
+  using K = Keys<ApiOptions::Token>;
+  using T = ApiOptions::Token;
+  static const KeyTable<T> t = {
+      K::Str("name", &T::name, kRequired, IsId()),
+      K::Str("sha256", &T::sha256, kRequired, Sha256Hex()),
+      [] {
+        auto role = K::Choice<Role>("role", &T::role,
+                                    {{"viewer", Role::kViewer},
+                                     {"operator", Role::kOperator},
+                                     {"supervisor", Role::kSupervisor},
+                                     {"admin", Role::kAdmin}});
+        role.required = true;
+        return role;
+      }(),
+      K::StrList("districts", &T::districts, IsId()),
+  };
+  return t;
+}
+
 const KeyTable<ApiOptions>& ApiKeys() {
   using K = Keys<ApiOptions>;
   static const KeyTable<ApiOptions> t = {
       K::Str("listen", &ApiOptions::listen, kOptional, HostPort()),
+      K::List<ApiOptions::Token>("tokens", &ApiOptions::tokens, &ApiTokenKeys),
+      K::StrList("cors_origins", &ApiOptions::cors_origins, CorsOrigin()),
+      K::Str("web_root", &ApiOptions::web_root),
+      K::Int("threads", &ApiOptions::threads, 1, 64),
+      K::Duration("action_wait", &ApiOptions::action_wait_ms, kOptional, MsWithin(0, 60000)),
+      K::Duration("request_timeout", &ApiOptions::request_timeout_ms, kOptional, MsWithin(100, 3600000)),
+      K::Int("max_body_bytes", &ApiOptions::max_body_bytes, 1024, int64_t{64} << 20),
+      K::Int("max_header_bytes", &ApiOptions::max_header_bytes, 1024, int64_t{1} << 20),
+      K::Int("max_connections", &ApiOptions::max_connections, 1, 1000000),
+      K::Int("max_streams", &ApiOptions::max_streams, 0, 100000),
+      K::Int("max_streams_per_token", &ApiOptions::max_streams_per_token, 1, 100000),
+      K::Int("stream_queue_limit", &ApiOptions::stream_queue_limit, 1, 1000000),
+      K::Duration("heartbeat", &ApiOptions::heartbeat_ms, kOptional, MsWithin(1000, 3600000)),
+      K::Int("stream_retention", &ApiOptions::stream_retention, 0, int64_t{1} << 32),
+      K::Bool("access_log", &ApiOptions::access_log),
   };
   return t;
 }
+
 
 const KeyTable<Root>& RootKeys() {
   using K = Keys<Root>;
@@ -1661,6 +1741,24 @@ void CheckRef(Ctx& ctx, const std::string& kp, const std::string& id, const std:
               const std::string& what) {
   if (!ctx.Ok(kp) || id.empty() || known.count(id)) return;
   ctx.Error(kp, "unknown " + what + " '" + id + "'" + Suggest(id, Names(known)));
+}
+
+// api.tokens: names and hashes unique, districts of the city; hashes stored lower-case.
+void CheckApi(Ctx& ctx, ApiOptions& api, const std::set<std::string>& districts) {
+  std::vector<std::pair<std::string, std::string>> names, hashes;
+  for (size_t i = 0; i < api.tokens.size(); ++i) {
+    ApiOptions::Token& tok = api.tokens[i];
+    const std::string p = Index("api.tokens", i);
+    std::transform(tok.sha256.begin(), tok.sha256.end(), tok.sha256.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    names.emplace_back(tok.name, p);
+    hashes.emplace_back(tok.sha256, p);
+    for (size_t j = 0; j < tok.districts.size(); ++j) {
+      CheckRef(ctx, Index(Join(p, "districts"), j), tok.districts[j], districts, "district");
+    }
+  }
+  CheckUnique(ctx, names, "name", "token name");
+  CheckUnique(ctx, hashes, "sha256", "token hash (two tokens are the same token)");
 }
 
 // Zones, lines and camera.categories: ids unique per camera, every category
@@ -2239,6 +2337,7 @@ Flat Validate(Ctx& ctx, Root& root) {
     }
   }
   CheckSla(ctx, root.cfg, categories);
+  CheckApi(ctx, root.cfg.api, districts);
 
   // Topics: one name, one purpose.
   {

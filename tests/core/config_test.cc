@@ -617,6 +617,120 @@ INSTANTIATE_TEST_SUITE_P(
                 "camera.categories.parking", "camera:", "unknown detector 'parking'"}),
     [](const ::testing::TestParamInfo<BadCase>& param) { return std::string(param.param.name); });
 
+// ---- api ------------------------------------------------------------------
+
+// SHA-256 hex of "ops-token" and "boss-token" (printf %s TOKEN | sha256sum).
+constexpr const char* kOpsHash = "9b8e1b3c5f8cf0a1c6d26a3a3c2a1f0e4b4c9d2e7f6a5b4c3d2e1f0a9b8c7d6e";
+constexpr const char* kBossHash = "1f2e3d4c5b6a79880716253443526170f9e8d7c6b5a49382716051f4e3d2c1b0";
+
+// An api section with one operator token, to go before "sla:".
+std::string ApiSection(const std::string& token_lines, const std::string& more = "") {
+  return "api:\n  listen: \"0.0.0.0:9090\"\n  tokens:\n" + token_lines + more + "sla:\n";
+}
+std::string OpsToken(const std::string& name = "ops", const std::string& hash = kOpsHash,
+                     const std::string& role = "      role: operator\n",
+                     const std::string& districts = "      districts: [furong]\n") {
+  return "    - name: " + name + "\n      sha256: " + hash + "\n" + role + districts;
+}
+
+TEST(Config, ApiDefaults) {
+  auto r = LoadConfigText(kBase, kFile);
+  ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
+  const ApiOptions& api = r.config->api;
+  EXPECT_EQ(api.listen, "127.0.0.1:8080");
+  EXPECT_TRUE(api.tokens.empty());
+  EXPECT_TRUE(api.cors_origins.empty());
+  EXPECT_EQ(api.web_root, "");
+  EXPECT_EQ(api.action_wait_ms, 3000);
+  EXPECT_EQ(api.heartbeat_ms, 15000);
+  EXPECT_EQ(api.max_body_bytes, 65536);
+  EXPECT_EQ(api.stream_queue_limit, 1000);
+  EXPECT_EQ(api.max_streams, 100);
+  EXPECT_TRUE(api.access_log);
+}
+
+TEST(Config, ApiSectionReadsEveryKey) {
+  std::string upper = kBossHash;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::string text = Edit(
+      kBase, "sla:\n",
+      ApiSection(OpsToken() + "    - {name: boss, sha256: " + upper + ", role: admin}\n",
+                 "  cors_origins: [\"https://console.example.org\", \"http://127.0.0.1:8080\"]\n"
+                 "  web_root: /srv/cityloop/web\n  threads: 8\n  action_wait: 5s\n  request_timeout: 10s\n"
+                 "  max_body_bytes: 32768\n  max_header_bytes: 8192\n  max_connections: 500\n  max_streams: 20\n"
+                 "  max_streams_per_token: 4\n  stream_queue_limit: 250\n  heartbeat: 20s\n"
+                 "  stream_retention: 5000\n  access_log: false\n"));
+  auto r = LoadConfigText(text, kFile);
+  ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
+  const ApiOptions& api = r.config->api;
+  EXPECT_EQ(api.listen, "0.0.0.0:9090");
+  ASSERT_EQ(api.tokens.size(), 2u);
+  EXPECT_EQ(api.tokens[0].name, "ops");
+  EXPECT_EQ(api.tokens[0].sha256, kOpsHash);
+  EXPECT_EQ(api.tokens[0].role, Role::kOperator);
+  EXPECT_EQ(api.tokens[0].districts, std::vector<std::string>{"furong"});
+  EXPECT_EQ(api.tokens[1].role, Role::kAdmin);
+  EXPECT_EQ(api.tokens[1].sha256, kBossHash);  // stored lower-case
+  EXPECT_TRUE(api.tokens[1].districts.empty());
+  EXPECT_EQ(api.cors_origins, (std::vector<std::string>{"https://console.example.org", "http://127.0.0.1:8080"}));
+  EXPECT_EQ(api.web_root, "/srv/cityloop/web");
+  EXPECT_EQ(api.threads, 8);
+  EXPECT_EQ(api.action_wait_ms, 5000);
+  EXPECT_EQ(api.request_timeout_ms, 10000);
+  EXPECT_EQ(api.max_body_bytes, 32768);
+  EXPECT_EQ(api.max_header_bytes, 8192);
+  EXPECT_EQ(api.max_connections, 500);
+  EXPECT_EQ(api.max_streams, 20);
+  EXPECT_EQ(api.max_streams_per_token, 4);
+  EXPECT_EQ(api.stream_queue_limit, 250);
+  EXPECT_EQ(api.heartbeat_ms, 20000);
+  EXPECT_EQ(api.stream_retention, 5000);
+  EXPECT_FALSE(api.access_log);
+}
+
+TEST(ExampleConfig, ApiSectionIsValid) {
+  auto r = LoadConfigFile(ExamplePath());
+  ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
+  for (const auto& t : r.config->api.tokens) {
+    EXPECT_EQ(t.sha256.size(), 64u) << t.name;
+    EXPECT_NE(t.role, Role::kSystem) << t.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Api, BadConfig,
+    ::testing::Values(
+        BadCase{"ApiTokenShortHash", "sla:\n", ApiSection(OpsToken("ops", "abc123")), "api.tokens[0].sha256",
+                "sha256: abc123", "expected the 64 hex digits of the token's SHA-256"},
+        BadCase{"ApiTokenInPlainText", "sla:\n", ApiSection(OpsToken("ops", "my-secret-token")),
+                "api.tokens[0].sha256", "sha256: my-secret", "never put the token itself in the config"},
+        BadCase{"ApiTokenUnknownRole", "sla:\n", ApiSection(OpsToken("ops", kOpsHash, "      role: boss\n")),
+                "api.tokens[0].role", "role: boss", "expected one of viewer, operator, supervisor, admin, got 'boss'"},
+        BadCase{"ApiTokenWithoutRole", "sla:\n", ApiSection(OpsToken("ops", kOpsHash, "")), "api.tokens[0].role",
+                "- name: ops", "missing required key"},
+        BadCase{"ApiTokenSystemRole", "sla:\n", ApiSection(OpsToken("ops", kOpsHash, "      role: system\n")),
+                "api.tokens[0].role", "role: system", "got 'system'"},
+        BadCase{"ApiTokenUnknownDistrict", "sla:\n",
+                ApiSection(OpsToken("ops", kOpsHash, "      role: operator\n", "      districts: [furon]\n")),
+                "api.tokens[0].districts[0]", "districts: [furon]", "unknown district 'furon' (did you mean 'furong'?)"},
+        BadCase{"ApiTokenBadName", "sla:\n", ApiSection(OpsToken("op zhang")), "api.tokens[0].name", "name: op zhang",
+                "is not a valid id"},
+        BadCase{"ApiTokenDuplicateName", "sla:\n",
+                ApiSection(OpsToken() + "    - {name: ops, sha256: " + kBossHash + ", role: admin}\n"),
+                "api.tokens[1].name", "{name: ops", "duplicate token name 'ops'"},
+        BadCase{"ApiTokenDuplicateHash", "sla:\n",
+                ApiSection(OpsToken() + "    - {name: boss, sha256: " + kOpsHash + ", role: admin}\n"),
+                "api.tokens[1].sha256", "{name: boss", "duplicate token hash"},
+        BadCase{"ApiCorsOriginWithPath", "sla:\n", "api:\n  cors_origins: [\"https://x.org/console\"]\nsla:\n",
+                "api.cors_origins[0]", "cors_origins:", "expected an origin such as"},
+        BadCase{"ApiHeartbeatTooShort", "sla:\n", "api:\n  heartbeat: 10ms\nsla:\n", "api.heartbeat", "heartbeat:",
+                "must be within [1000ms"},
+        BadCase{"ApiQueueLimitZero", "sla:\n", "api:\n  stream_queue_limit: 0\nsla:\n", "api.stream_queue_limit",
+                "stream_queue_limit:", "must be within [1, 1000000]"},
+        BadCase{"ApiUnknownKey", "sla:\n", "api:\n  max_stream: 5\nsla:\n", "api.max_stream", "max_stream:",
+                "unknown key (did you mean 'max_streams'?)"}),
+    [](const ::testing::TestParamInfo<BadCase>& param) { return std::string(param.param.name); });
+
 TEST(Config, ReportsEveryError) {
   std::string text = Edit(kBase, "partitions: 4", "partitions: four");
   text = Edit(text, "kind: water_level, lat: 28.171", "kind: water_levl, lat: 28.171");
