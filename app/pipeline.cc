@@ -411,8 +411,9 @@ Status Pipeline::Commit(const std::map<storage::TopicPartition, int64_t>& next_o
     if (r.topic == topics.cases || r.topic == topics.dispatch) wb.PutEvent(r.seq, r.topic, r.value);
   }
   // Trimmed now and then, not per batch: each trim is a range tombstone.
-  const uint64_t keep_from = next_outbox_seq_ > kEventLogRetention ? next_outbox_seq_ - kEventLogRetention : 0;
-  if (keep_from >= events_trimmed_to_ + kEventLogRetention / 10) {
+  const uint64_t retention = static_cast<uint64_t>(std::max<int64_t>(1, city_->config().api.stream_retention));
+  const uint64_t keep_from = next_outbox_seq_ > retention ? next_outbox_seq_ - retention : 0;
+  if (keep_from >= events_trimmed_to_ + retention / 10) {
     events_trimmed_to_ = keep_from;
     wb.DeleteEventsBefore(events_trimmed_to_);
   }

@@ -69,8 +69,6 @@ class Pipeline {
   const dispatch::KpiBook& kpi() const { return cases_.kpi(); }
   dispatch::CaseEngine::Census census() const { return cases_.TakeCensus(); }
 
-  // Case and dispatch events the store keeps for the live stream's resume.
-  static constexpr uint64_t kEventLogRetention = 100000;
   // Swaps in the rules (and merge settings) of city, whose city section must
   // equal the running one. Unchanged rules keep their state.
   detect::ReloadSummary ReloadRules(std::shared_ptr<const CityModel> city);

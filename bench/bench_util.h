@@ -1,13 +1,17 @@
-// What the benchmarks share: failing a setup step, walking the flags, and the
-// process's resident memory.
+// What the benchmarks share: failing a setup step, walking the flags, a
+// scratch directory, and the process's resident memory.
 #pragma once
 
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
+
+#include "core/status.h"
 
 namespace cityloop::bench {
 
@@ -16,6 +20,39 @@ namespace cityloop::bench {
   std::fprintf(stderr, "%s: %s\n", bench, what.c_str());
   std::exit(2);
 }
+
+// A setup step that must succeed: its value, or Fail("<what>: <error>").
+template <typename T>
+T Must(const char* bench, Result<T> r, const std::string& what) {
+  if (!r.ok()) Fail(bench, what + ": " + r.status().ToString());
+  return std::move(r).value();
+}
+inline void Must(const char* bench, const Status& s, const std::string& what) {
+  if (!s.ok()) Fail(bench, what + ": " + s.ToString());
+}
+
+// A fresh directory under $TMPDIR, removed with everything in it when the object dies.
+class TempDir {
+ public:
+  TempDir(const char* bench, const std::string& tag) {
+    std::string templ =
+        (std::filesystem::temp_directory_path() / ("cityloop-" + tag + "-XXXXXX")).string();
+    std::vector<char> buf(templ.begin(), templ.end());
+    buf.push_back('\0');
+    if (!::mkdtemp(buf.data())) Fail(bench, "mkdtemp " + templ);
+    path_ = buf.data();
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 // Calls on(flag, value) for each argument; value() takes the next one (and
 // fails when there is none). on returns false for a flag it does not know.

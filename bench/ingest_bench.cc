@@ -59,6 +59,7 @@
 #include "ingest/broker.h"
 #include "ingest/kafka.h"
 #include "ingest/offset_query.h"
+#include "bench/bench_util.h"
 #include "ingest/sensor_decoder.h"
 #include "ingest/simulator.h"
 #include "storage/store.h"
@@ -74,6 +75,8 @@ using TimePoint = SteadyClock::time_point;
 constexpr double kPartitionBudgetBytes = 2.5 * 1024 * 1024;
 // Per-record overhead in a v2 record batch (varints, attributes, deltas), roughly.
 constexpr size_t kRecordOverheadBytes = 24;
+
+constexpr const char* kBench = "ingest_bench";
 
 [[noreturn]] void Fail(const std::string& what) {
   std::fprintf(stderr, "ingest_bench: SETUP FAILURE: %s\n", what.c_str());
@@ -185,27 +188,6 @@ Flags ParseFlags(int argc, char** argv) {
 }
 
 // ---------------------------------------------------------------- helpers
-
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag) {
-    std::string templ = (std::filesystem::temp_directory_path() / ("cityloop-bench-" + tag + "-XXXXXX")).string();
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data())) Fail("mkdtemp " + templ);
-    path_ = buf.data();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 Config LoadOrDie(const ConfigLoadResult& loaded, const std::string& what) {
   if (!loaded.config) {
@@ -468,7 +450,7 @@ PipelineFigures MeasurePipeline(const std::string& bootstrap, const Config& base
   Config cfg = base;
   cfg.kafka.group_id = GroupId("pipeline");  // a fresh store must not resume from an older run's commits
   auto city = BuildCity(cfg);
-  TempDir dir("store");
+  bench::TempDir dir(kBench, "store");
   ManualClock clock(w.last_ts + 60000);  // the end of the simulated span: no skew rejections
   MetricsRegistry metrics;
   app::EngineOptions eo;
@@ -568,7 +550,7 @@ Breakdown MeasureBreakdown(const std::shared_ptr<const CityModel>& city, const W
     m.timestamp_ms = w.readings[i].ts_ms;
     all.push_back(std::move(m));
   }
-  TempDir dir("breakdown");
+  bench::TempDir dir(kBench, "breakdown");
   storage::StoreOptions so;
   so.sync = cfg.storage.sync_writes;
   auto store = Must(storage::Store::Open(dir.path() + "/store", so), "breakdown store");
@@ -675,7 +657,7 @@ LatencyFigures MeasureLatency(const Config& base, int partitions, double rate, d
 
   auto broker = Must(ingest::EmbeddedBroker::Start(ingest::BrokerOptionsFor(cfg.kafka)), "latency broker");
   const std::string bootstrap = broker->bootstrap();
-  TempDir dir("latency");
+  bench::TempDir dir(kBench, "latency");
   MetricsRegistry metrics;
   app::EngineOptions eo;
   eo.bootstrap = bootstrap;

@@ -95,13 +95,9 @@ constexpr int64_t kExcursionMs = 5 * 60 * 1000;
 
 template <typename T>
 T Must(Result<T> r, const std::string& what) {
-  if (!r.ok()) Fail(what + ": " + r.status().ToString());
-  return std::move(r).value();
+  return bench::Must(kBench, std::move(r), what);
 }
-
-void Must(const Status& s, const std::string& what) {
-  if (!s.ok()) Fail(what + ": " + s.ToString());
-}
+void Must(const Status& s, const std::string& what) { bench::Must(kBench, s, what); }
 
 // ---------------------------------------------------------------- clocks
 

@@ -39,18 +39,8 @@ nlohmann::json Principal::ToJson() const {
   return {{"name", name}, {"role", RoleName(role)}, {"districts", districts}};
 }
 
-int RoleRank(Role r) {
-  switch (r) {
-    case Role::kViewer: return 0;
-    case Role::kOperator: return 1;
-    case Role::kSupervisor: return 2;
-    case Role::kAdmin: return 3;
-    case Role::kSystem: return 4;
-  }
-  return 0;
-}
 
-bool AtLeast(const Principal& p, Role min) { return RoleRank(p.role) >= RoleRank(min); }
+bool AtLeast(const Principal& p, Role min) { return RoleAtLeast(p.role, min); }
 
 const char* AuthFailureMessage(AuthFailure f) {
   switch (f) {

@@ -34,8 +34,9 @@ inline constexpr int kCaseActionCount = 17;
 const char* CaseActionName(CaseAction a);
 std::optional<CaseAction> ParseCaseAction(std::string_view s);
 
-// Who may act (api tokens map to one).
+// Who may act (api tokens map to one). Declared in rank order.
 enum class Role : uint8_t { kViewer, kOperator, kSupervisor, kAdmin, kSystem };
+inline bool RoleAtLeast(Role r, Role min) { return static_cast<int>(r) >= static_cast<int>(min); }
 const char* RoleName(Role r);
 std::optional<Role> ParseRole(std::string_view s);
 

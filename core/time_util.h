@@ -15,6 +15,8 @@ std::optional<int64_t> ParseRfc3339Ms(std::string_view text);
 std::string FormatRfc3339Ms(int64_t epoch_ms);
 // "5m" -> 300000. Accepts ms, s, m, h, d suffixes.
 std::optional<int64_t> ParseDurationMs(std::string_view text);
+// Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar.
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d);
 // The local date as YYYYMMDD at a fixed UTC offset (minutes), for case ids.
 std::string FormatLocalDate(int64_t epoch_ms, int utc_offset_minutes);
 // The local hour of day 0..23 at a fixed UTC offset.

@@ -14,16 +14,6 @@ namespace {
 
 constexpr size_t kRecentCommands = 8;
 
-int Rank(Role r) {
-  switch (r) {
-    case Role::kViewer: return 0;
-    case Role::kOperator: return 1;
-    case Role::kSupervisor: return 2;
-    case Role::kAdmin: return 3;
-    case Role::kSystem: return 4;
-  }
-  return 0;
-}
 
 bool InDispatchPhase(CaseStatus s) {
   return s == CaseStatus::kDispatched || s == CaseStatus::kAcknowledged || s == CaseStatus::kEnroute ||
@@ -269,7 +259,7 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
   const std::string status = CaseStatusName(c.status);
   auto not_in = [&] { return "status: " + action + " is not allowed in status " + status; };
   auto needs = [&](Role min) -> std::string {
-    if (Rank(cmd.role) >= Rank(min)) return "";
+    if (RoleAtLeast(cmd.role, min)) return "";
     return std::string("role: ") + RoleName(cmd.role) + " may not " + action + " (needs " + RoleName(min) + ")";
   };
   Actor actor;
