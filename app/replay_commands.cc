@@ -28,6 +28,20 @@ std::optional<int64_t> ParseTimeArg(const std::string& text) {
   return ParseRfc3339Ms(text);
 }
 
+// A time flag, when given, into *slot (an int64_t or an optional one); false,
+// saying why, when its text is not a time.
+template <typename Slot>
+bool ParseTimeFlag(const char* flag, const std::string& text, Slot* slot) {
+  if (text.empty()) return true;
+  auto ms = ParseTimeArg(text);
+  if (!ms) {
+    std::cerr << flag << ": '" << text << "' is neither RFC 3339 nor epoch milliseconds\n";
+    return false;
+  }
+  *slot = *ms;
+  return true;
+}
+
 std::vector<std::string> SplitComma(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
@@ -58,15 +72,9 @@ std::optional<replay::KafkaRange> MakeRange(const KafkaRangeArgs& a, const Confi
     }
     range.from_offsets = *offsets;
   }
-  for (auto [flag, text, slot] : {std::tuple{"--from-time", &a.from_time, &range.from_ms},
-                                  std::tuple{"--to-time", &a.to_time, &range.to_ms}}) {
-    if (text->empty()) continue;
-    auto ms = ParseTimeArg(*text);
-    if (!ms) {
-      std::cerr << flag << ": '" << *text << "' is neither RFC 3339 nor epoch milliseconds\n";
-      return std::nullopt;
-    }
-    *slot = *ms;
+  if (!ParseTimeFlag("--from-time", a.from_time, &range.from_ms) ||
+      !ParseTimeFlag("--to-time", a.to_time, &range.to_ms)) {
+    return std::nullopt;
   }
   return range;
 }
@@ -145,15 +153,7 @@ int ReplayCommand(const ReplayArgs& args, const std::atomic<bool>& stop) {
     return kExitUsage;
   }
   o.reorder_window_ms = *window;
-  for (auto [flag, text, slot] : {std::tuple{"--from", &args.from, &o.from_ms}, std::tuple{"--to", &args.to, &o.to_ms}}) {
-    if (text->empty()) continue;
-    auto ms = ParseTimeArg(*text);
-    if (!ms) {
-      std::cerr << flag << ": '" << *text << "' is neither RFC 3339 nor epoch milliseconds\n";
-      return kExitUsage;
-    }
-    *slot = *ms;
-  }
+  if (!ParseTimeFlag("--from", args.from, &o.from_ms) || !ParseTimeFlag("--to", args.to, &o.to_ms)) return kExitUsage;
   const bool from_kafka = !args.range.bootstrap.empty();
   if (from_kafka == !args.log.empty()) {
     std::cerr << "replay needs exactly one source: --log LOG, or --bootstrap with --from-offsets/--from-time\n";

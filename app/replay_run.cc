@@ -225,13 +225,12 @@ Result<ReplaySummary> RunReplay(std::shared_ptr<const CityModel> city, const Rep
   ro.topics = o.topics;
   ro.from_ms = o.from_ms;
   ro.to_ms = o.to_ms;
-  // The order is chosen from the manifest; open once to read it.
-  auto probe = replay::LogReader::Open(o.log_dir, ro);
-  if (!probe.ok()) return probe.status();
-  const bool engine_log = (*probe)->info().writer == "engine";
+  // The order follows from who wrote the log (its manifest).
+  auto writer = replay::LogWriterOf(o.log_dir);
+  if (!writer.ok()) return writer.status();
+  const bool engine_log = *writer == "engine";
   const bool by_log = o.order == ReplayOrder::kLog || (o.order == ReplayOrder::kAuto && engine_log);
   ro.order = by_log ? replay::LogOrder::kLog : replay::LogOrder::kTime;
-  probe->reset();
   auto reader = replay::LogReader::Open(o.log_dir, ro);
   if (!reader.ok()) return reader.status();
   replay::LogReader& log = **reader;

@@ -9,11 +9,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "replay/crc32c.h"
+#include "replay/text_file.h"
 
 namespace cityloop::replay {
 namespace fs = std::filesystem;
@@ -274,19 +273,6 @@ struct SegmentStats {
   }
 };
 
-Status WriteFileAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) return Status::Internal("cannot write " + tmp);
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Status::Internal("cannot rename " + tmp + ": " + ec.message());
-  return Status::Ok();
-}
-
 std::string SegmentHeader(const storage::TopicPartition& tp, uint32_t number) {
   std::string out(kSegmentMagic);
   AppendFrame(&out, json{{"topic", tp.topic}, {"partition", tp.partition}, {"segment", number},
@@ -342,16 +328,8 @@ size_t WalkFrames(std::string_view data, size_t pos, LogRecord* scratch, OnRecor
   return end_of_valid;
 }
 
-Result<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 Result<json> ReadManifest(const std::string& dir) {
-  auto text = ReadWholeFile(dir + "/" + kManifest);
+  auto text = ReadTextFile(dir + "/" + kManifest);
   if (!text.ok()) return text.status();
   json m = json::parse(*text, nullptr, false);
   if (!m.is_object() || m.value("format", "") != "cityloop-replay-log") {
@@ -388,6 +366,12 @@ std::string StreamDir(const std::string& dir, const storage::TopicPartition& tp)
 
 std::string LogProblem::ToString() const {
   return position < 0 ? file + ": " + what : file + " at byte " + std::to_string(position) + ": " + what;
+}
+
+Result<std::string> LogWriterOf(const std::string& dir) {
+  auto m = ReadManifest(dir);
+  if (!m.ok()) return m.status();
+  return m->value("writer", "");
 }
 
 bool TimeOrderBefore(const LogRecord& a, const LogRecord& b) {
@@ -438,7 +422,7 @@ struct LogWriter::Stream {
     const bool ok = std::fclose(file) == 0;
     file = nullptr;
     if (!ok) return Status::Internal("cannot close a segment of " + dir);
-    return WriteFileAtomically(dir + "/" + SegmentName(segment, "idx"), stats.ToJson().dump());
+    return WriteTextFile(dir + "/" + SegmentName(segment, "idx"), stats.ToJson().dump());
   }
 };
 
@@ -457,7 +441,7 @@ Result<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir, const
                                         "'; record into a new directory");
     }
   } else {
-    CL_RETURN_IF_ERROR(WriteFileAtomically(
+    CL_RETURN_IF_ERROR(WriteTextFile(
         dir + "/" + kManifest, json{{"format", "cityloop-replay-log"}, {"version", kFormatVersion},
                                     {"writer", options.writer}}
                                    .dump(2)));
@@ -493,7 +477,7 @@ Result<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir, const
     // Everything before the last segment is closed; its seqs are lower.
     for (uint32_t n : numbers) {
       if (n == last) continue;
-      auto idx = ReadWholeFile(s->dir + "/" + SegmentName(n, "idx"));
+      auto idx = ReadTextFile(s->dir + "/" + SegmentName(n, "idx"));
       if (!idx.ok()) continue;
       json j = json::parse(*idx, nullptr, false);
       if (j.is_object()) w->next_seq_ = std::max<uint64_t>(w->next_seq_, j.value("last_seq", uint64_t{0}) + 1);
@@ -512,7 +496,7 @@ Result<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir, const
     else if (!numbers.empty()) {
       // The newest segment was empty: the stream's offsets are in the previous index.
       for (auto it = numbers.rbegin(); it != numbers.rend(); ++it) {
-        auto idx = ReadWholeFile(s->dir + "/" + SegmentName(*it, "idx"));
+        auto idx = ReadTextFile(s->dir + "/" + SegmentName(*it, "idx"));
         json j = idx.ok() ? json::parse(*idx, nullptr, false) : json();
         if (j.is_object() && j.value("records", 0) > 0) {
           s->next_offset = j.value("last_offset", int64_t{-1}) + 1;
@@ -520,7 +504,7 @@ Result<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir, const
         }
       }
     }
-    CL_RETURN_IF_ERROR(WriteFileAtomically(s->dir + "/" + SegmentName(last, "idx"), stats.ToJson().dump()));
+    CL_RETURN_IF_ERROR(WriteTextFile(s->dir + "/" + SegmentName(last, "idx"), stats.ToJson().dump()));
     s->segment = last;
     s->next_segment = last + 1;
     w->streams_.emplace(tp, std::move(s));
@@ -637,7 +621,7 @@ class LogReader::StreamReader {
         problems_->push_back({dir_, -1, "segments before " + SegmentName(numbers[0], "seg") + " are missing"});
       }
       Segment seg{numbers[i], json()};
-      auto idx = ReadWholeFile(dir_ + "/" + SegmentName(numbers[i], "idx"));
+      auto idx = ReadTextFile(dir_ + "/" + SegmentName(numbers[i], "idx"));
       if (idx.ok()) seg.index = json::parse(*idx, nullptr, false);
       segments_.push_back(std::move(seg));
     }

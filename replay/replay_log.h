@@ -165,6 +165,9 @@ class LogReader {
   mutable std::vector<LogProblem> problems_;
 };
 
+// Who wrote the log at dir ("record" or "engine"), from its manifest.
+Result<std::string> LogWriterOf(const std::string& dir);
+
 // Time order of two records (LogOrder::kTime).
 bool TimeOrderBefore(const LogRecord& a, const LogRecord& b);
 

@@ -107,20 +107,6 @@ std::string OutputDigest::Hex() const {
   return out;
 }
 
-Status WriteTextFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) return Status::IoError("cannot write " + tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Status::IoError("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  return Status::Ok();
-}
-
 Result<RunOutputCounts> WriteRunOutput(const storage::Store& store, const Config& config, const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

@@ -16,6 +16,7 @@
 
 #include "core/config.h"
 #include "core/status.h"
+#include "replay/text_file.h"  // WriteTextFile, for the run outputs
 #include "storage/store.h"
 
 namespace cityloop::replay {
@@ -58,8 +59,5 @@ struct RunOutputCounts {
 // Writes dir/cases.jsonl and dir/kpi.json from a store (a replay's, or a live
 // engine's for comparing the two; the engine must be stopped).
 Result<RunOutputCounts> WriteRunOutput(const storage::Store& store, const Config& config, const std::string& dir);
-
-// Writes text to path through a temporary file and a rename.
-Status WriteTextFile(const std::string& path, const std::string& text);
 
 }  // namespace cityloop::replay
