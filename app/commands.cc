@@ -1,19 +1,23 @@
 #include "app/commands.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "app/command_support.h"
 #include "app/console_backend.h"
 #include "app/engine.h"
 #include "app/live_summary.h"
+#include "app/service_notifier.h"
 #include "app/simulation.h"
 #include "console/api.h"
 #include "core/city.h"
@@ -49,7 +53,94 @@ void WaitForStop(const std::atomic<bool>& stop) {
   while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // idle until a signal
 }
 
+// One --control line (kBrokerControlHelp) applied to the broker.
+Status ApplyBrokerControl(ingest::EmbeddedBroker& broker, const std::string& line) {
+  std::istringstream in(line);
+  std::string verb;
+  in >> verb;
+  if (verb == "down" || verb == "up") {
+    int32_t id = 0;
+    if (!(in >> id)) return Status::InvalidArgument("usage: " + verb + " BROKER_ID");
+    return broker.SetBrokerDown(id, verb == "down");
+  }
+  if (verb == "errors") {
+    std::string api;
+    if (!(in >> api)) return Status::InvalidArgument("usage: errors API ERR[*N] ...");
+    auto key = ingest::KafkaApiKey(api);
+    if (!key.ok()) return key.status();
+    std::vector<int> codes;
+    for (std::string item; in >> item;) {
+      int times = 1;
+      if (auto star = item.find('*'); star != std::string::npos) {
+        times = std::atoi(item.c_str() + star + 1);
+        item.resize(star);
+        if (times < 1 || times > 100000) return Status::InvalidArgument("bad repeat count in '" + item + "'");
+      }
+      auto code = ingest::KafkaErrorCode(item);
+      if (!code.ok()) return code.status();
+      codes.insert(codes.end(), static_cast<size_t>(times), *code);
+    }
+    if (codes.empty()) return Status::InvalidArgument("usage: errors API ERR[*N] ...");
+    return broker.PushRequestErrors(*key, codes);
+  }
+  return Status::InvalidArgument("unknown command '" + verb + "'");
+}
+
+// Until stop: reads control lines from stdin (until it closes) and answers each on stdout.
+void ServeBrokerControl(ingest::EmbeddedBroker& broker, const std::atomic<bool>& stop) {
+  std::string pending;
+  bool open = true;
+  while (!stop.load()) {
+    if (!open) {
+      WaitForStop(stop);
+      break;
+    }
+    pollfd p{STDIN_FILENO, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;  // a bounded wait, to look at stop again
+    char buf[4096];
+    const ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+    if (n <= 0) {
+      open = false;
+      continue;
+    }
+    pending.append(buf, static_cast<size_t>(n));
+    for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+      std::string line = pending.substr(0, nl);
+      pending.erase(0, nl + 1);
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty() || line[0] == '#') continue;
+      Status st = ApplyBrokerControl(broker, line);
+      if (st.ok()) {
+        std::cout << "control: ok " << line << std::endl;
+      } else {
+        std::cout << "control: error: " << st.message() << std::endl;
+      }
+    }
+  }
+}
+
+// The STATUS= line systemd shows: what an operator checks first.
+std::string ServiceStatusLine(const MetricsRegistry& m, bool ready) {
+  std::ostringstream out;
+  out << (ready ? "ready" : "not ready (Kafka unreachable or partitions not assigned)") << ": "
+      << m.CounterTotal("cityloop_ingest_messages_total") << " inputs read, lag "
+      << static_cast<int64_t>(m.GaugeTotal("cityloop_ingest_lag")) << ", "
+      << static_cast<int64_t>(m.GaugeTotal("cityloop_cases_open")) << " open cases, outbox "
+      << static_cast<int64_t>(m.GaugeTotal("cityloop_outbox_pending"));
+  return out.str();
+}
+
 }  // namespace
+
+const char* const kBrokerControlHelp =
+    "With --control, stdin takes fault commands, one per line, each answered on stdout with\n"
+    "'control: ok LINE' or 'control: error: WHY':\n"
+    "  down ID                 broker ID (1-based) closes its connections and refuses new ones\n"
+    "  up ID                   ... and takes them again\n"
+    "  errors API ERR[*N] ...  the next requests of API (Produce, Fetch, Metadata, ... or the number)\n"
+    "                          fail with these Kafka errors in order (NOT_LEADER_FOR_PARTITION,\n"
+    "                          REQUEST_TIMED_OUT, INVALID_RECORD, ... or numbers; *N repeats)\n"
+    "Lines starting with # are ignored; the broker keeps running when stdin closes.";
 
 std::shared_ptr<const CityModel> LoadCity(const std::string& path) {
   ConfigLoadResult loaded = LoadConfigFile(path);
@@ -87,20 +178,26 @@ int ValidateCommand(const ValidateArgs& args) {
 
 int BrokerCommand(const BrokerArgs& args, const std::atomic<bool>& stop) {
   KafkaOptions kafka;
+  int shards = 0;
   if (!args.config.empty()) {
     auto city = LoadCity(args.config);
     if (!city) return kExitUsage;
     kafka = city->config().kafka;
+    shards = city->config().scale.shards;
   }
   if (args.partitions > 0) kafka.partitions = args.partitions;
-  auto broker = ingest::EmbeddedBroker::Start(ingest::BrokerOptionsFor(kafka));
+  auto broker = ingest::EmbeddedBroker::Start(ingest::BrokerOptionsFor(kafka, shards));
   if (!broker.ok()) {
     spdlog::error("broker failed to start: {}", broker.status().ToString());
     return kExitRuntime;
   }
   if (!AnnounceBootstrap((*broker)->bootstrap(), args.bootstrap_file)) return kExitRuntime;
   spdlog::info("embedded broker up at {}; Ctrl-C to stop", (*broker)->bootstrap());
-  WaitForStop(stop);
+  if (args.control) {
+    ServeBrokerControl(**broker, stop);
+  } else {
+    WaitForStop(stop);
+  }
   spdlog::info("broker stopping");
   return kExitOk;
 }
@@ -115,7 +212,7 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop, std::a
   std::unique_ptr<ingest::EmbeddedBroker> broker;
   std::string bootstrap = args.bootstrap.empty() ? cfg.kafka.bootstrap : args.bootstrap;
   if (args.embedded_kafka) {
-    auto started = ingest::EmbeddedBroker::Start(ingest::BrokerOptionsFor(cfg.kafka));
+    auto started = ingest::EmbeddedBroker::Start(ingest::BrokerOptionsFor(cfg.kafka, cfg.scale.shards));
     if (!started.ok()) {
       spdlog::error("embedded broker failed to start: {}", started.status().ToString());
       return kExitRuntime;
@@ -141,7 +238,9 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop, std::a
   Engine* eng = engine->get();
 
   const std::string listen = args.listen.empty() ? cfg.api.listen : args.listen;
-  auto backend = ConsoleBackend::Create(city, *eng, hub, bootstrap);
+  // Ready: the engine has its partitions and its consumer reaches the cluster.
+  auto ready = [eng] { return eng->ready() && ingest::KafkaBrokersReachable(); };
+  auto backend = ConsoleBackend::Create(city, *eng, hub, bootstrap, ready);
   if (!backend.ok()) {
     spdlog::error("console backend failed to start: {}", backend.status().ToString());
     return kExitRuntime;
@@ -191,7 +290,27 @@ int RunServiceCommand(const RunArgs& args, const std::atomic<bool>& stop, std::a
     });
   }
 
-  Status st = eng->Run(stop, reload);
+  // systemd (Type=notify): READY, STATUS, the watchdog, RELOADING, STOPPING.
+  // Under systemd SIGHUP goes through the lifecycle, which tells systemd
+  // around the engine's reload; otherwise straight to the engine.
+  ServiceNotifier notifier(NotifyEnvironmentFromEnv(getpid()));
+  std::atomic<bool> engine_reload{false};
+  LifecycleHooks hooks;
+  hooks.ready = ready;
+  hooks.heartbeat_ms = [eng] { return eng->loop_heartbeat_ms(); };
+  hooks.status = [&metrics, ready] { return ServiceStatusLine(metrics, ready()); };
+  hooks.reloads_done = [&metrics] { return metrics.CounterTotal("cityloop_config_reloads_total"); };
+  ServiceLifecycle lifecycle(&notifier, hooks, {&stop, notifier.enabled() ? reload : nullptr, &engine_reload});
+  lifecycle.Start();
+  if (notifier.enabled()) {
+    spdlog::info("systemd notification socket {}{}", std::getenv("NOTIFY_SOCKET"),
+                 notifier.watchdog_usec() > 0
+                     ? fmt::format(", watchdog {} ms (pinged while the engine loop turns)", notifier.watchdog_usec() / 1000)
+                     : std::string());
+  }
+
+  Status st = eng->Run(stop, notifier.enabled() ? &engine_reload : reload);
+  lifecycle.Finish(st);
   engine_done.store(true);
   if (simulator.joinable()) simulator.join();
   if (summary.joinable()) summary.join();

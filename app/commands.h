@@ -23,7 +23,12 @@ struct BrokerArgs {
   std::string bootstrap_file;
   std::string config;
   int partitions = 0;
+  // --control: fault commands on stdin, one per line, each answered on stdout
+  // with "control: ok LINE" or "control: error: WHY" (see kBrokerControlHelp).
+  bool control = false;
 };
+// What `cityloop broker --control` understands (its --help shows it).
+extern const char* const kBrokerControlHelp;
 int BrokerCommand(const BrokerArgs& args, const std::atomic<bool>& stop);
 
 struct RunArgs {

@@ -1,5 +1,8 @@
 #include "app/console_backend.h"
 
+#include <algorithm>
+#include <deque>
+
 #include "core/case_json.h"
 #include "dispatch/case_history.h"
 #include "dispatch/kpi.h"
@@ -60,8 +63,10 @@ ConsoleBackend::~ConsoleBackend() = default;
 
 Result<std::unique_ptr<ConsoleBackend>> ConsoleBackend::Create(std::shared_ptr<const CityModel> city,
                                                               const Engine& engine, console::EventHub& hub,
-                                                              const std::string& bootstrap) {
+                                                              const std::string& bootstrap,
+                                                              std::function<bool()> ready) {
   std::unique_ptr<ConsoleBackend> b(new ConsoleBackend(city, engine, hub));
+  b->ready_ = std::move(ready);
   ingest::ProducerOptions po;
   po.bootstrap = bootstrap;
   po.client_id = city->config().kafka.client_id + "-console";
@@ -77,40 +82,87 @@ Result<std::unique_ptr<ConsoleBackend>> ConsoleBackend::Create(std::shared_ptr<c
 }
 
 Status ConsoleBackend::ForEachCase(const std::string& after_id, const std::function<bool(const json&)>& fn) const {
-  Status bad;
-  CL_RETURN_IF_ERROR(engine_.store().ForEachCaseAfter(after_id, [&](std::string_view id, std::string_view text) {
-    auto c = ParseCaseJson(text);
-    if (!c.ok()) {
-      bad = Status::DataLoss("case " + std::string(id) + ": " + c.status().message());
-      return false;
+  // Several shards: their cases merged in id order, read a chunk at a time.
+  constexpr size_t kChunk = 64;
+  struct Cursor {
+    std::shared_ptr<const storage::Store> store;
+    std::deque<std::pair<std::string, std::string>> cases;  // (id, json), ascending
+    std::string after;
+    bool done = false;
+  };
+  std::vector<Cursor> cursors;
+  for (auto& store : engine_.stores()) cursors.push_back({std::move(store), {}, after_id, false});
+  auto refill = [&](Cursor& c) -> Status {
+    if (!c.cases.empty() || c.done) return Status::Ok();
+    CL_RETURN_IF_ERROR(c.store->ForEachCaseAfter(c.after, [&](std::string_view id, std::string_view text) {
+      c.cases.emplace_back(std::string(id), std::string(text));
+      return c.cases.size() < kChunk;
+    }));
+    if (c.cases.size() < kChunk) c.done = true;
+    if (!c.cases.empty()) c.after = c.cases.back().first;
+    return Status::Ok();
+  };
+  for (;;) {
+    Cursor* next = nullptr;
+    for (Cursor& c : cursors) {
+      CL_RETURN_IF_ERROR(refill(c));
+      if (!c.cases.empty() && (!next || c.cases.front().first < next->cases.front().first)) next = &c;
     }
-    return fn(CaseToJson(*c, /*with_signals=*/false));
-  }));
-  return bad;
+    if (!next) return Status::Ok();
+    const auto [id, text] = std::move(next->cases.front());
+    next->cases.pop_front();
+    auto c = ParseCaseJson(text);
+    if (!c.ok()) return Status::DataLoss("case " + id + ": " + c.status().message());
+    if (!fn(CaseToJson(*c, /*with_signals=*/false))) return Status::Ok();
+  }
+}
+
+Result<std::shared_ptr<const storage::Store>> ConsoleBackend::StoreOfCase(const std::string& id) const {
+  for (auto& store : engine_.stores()) {
+    auto text = store->GetCase(id);
+    if (!text.ok()) return text.status();
+    if (*text) return store;
+  }
+  return std::shared_ptr<const storage::Store>();
 }
 
 Result<std::optional<json>> ConsoleBackend::GetCase(const std::string& id) const {
-  auto text = engine_.store().GetCase(id);
-  if (!text.ok()) return text.status();
-  if (!*text) return std::optional<json>();
-  auto c = ParseCaseJson(**text);
+  std::optional<std::string> text;
+  for (const auto& store : engine_.stores()) {
+    auto found = store->GetCase(id);
+    if (!found.ok()) return found.status();
+    if (*found) {
+      text = std::move(*found);
+      break;
+    }
+  }
+  if (!text) return std::optional<json>();
+  auto c = ParseCaseJson(*text);
   if (!c.ok()) return Status::DataLoss("case " + id + ": " + c.status().message());
   return std::optional<json>(CaseToJson(*c, /*with_signals=*/true));
 }
 
 Result<std::vector<json>> ConsoleBackend::Timeline(const std::string& id) const {
   std::vector<std::string> entries;
-  CL_RETURN_IF_ERROR(engine_.store().ForEachAudit(id, [&](uint32_t, std::string_view e) {
-    entries.emplace_back(e);
-    return true;
-  }));
+  auto store = StoreOfCase(id);
+  if (!store.ok()) return store.status();
+  if (*store) {
+    CL_RETURN_IF_ERROR((*store)->ForEachAudit(id, [&](uint32_t, std::string_view e) {
+      entries.emplace_back(e);
+      return true;
+    }));
+  }
   auto timeline = dispatch::Timeline(entries);
   if (!timeline.ok()) return timeline.status();
   return timeline->get<std::vector<json>>();
 }
 
 Result<std::optional<std::string>> ConsoleBackend::Snapshot(const std::string& id) const {
-  return engine_.store().GetSnapshot(id);
+  for (const auto& store : engine_.stores()) {
+    auto jpeg = store->GetSnapshot(id);
+    if (!jpeg.ok() || *jpeg) return jpeg;
+  }
+  return std::optional<std::string>();
 }
 
 Result<json> ConsoleBackend::Kpi(const std::string& group_by, int64_t from_day, int64_t to_day) const {
@@ -123,8 +175,11 @@ Result<json> ConsoleBackend::Kpi(const std::string& group_by, int64_t from_day, 
 
 Result<json> ConsoleBackend::Units() const {
   json out = json::array();
+  const auto stores = engine_.stores();
+  if (stores.empty()) return out;
   Status bad;
-  CL_RETURN_IF_ERROR(engine_.store().ForEachState(dispatch::UnitTracker::kStatePrefix,
+  // Every shard tracks the whole fleet: one store tells.
+  CL_RETURN_IF_ERROR(stores.front()->ForEachState(dispatch::UnitTracker::kStatePrefix,
                                                   [&](std::string_view, std::string_view value) {
                                                     auto j = ParseStored("unit", value);
                                                     if (!j.ok()) {
@@ -146,13 +201,29 @@ std::string ConsoleBackend::DistrictOfCell(const std::string& cell_code) const {
 }
 
 Status ConsoleBackend::EventsAfter(uint64_t after, size_t max, std::vector<console::StreamEvent>* out) const {
-  return engine_.store().ForEachEventAfter(after, [&](uint64_t seq, std::string_view topic, std::string_view j) {
-    out->push_back({seq, std::string(topic), std::string(j)});
-    return out->size() < max;
-  });
+  // Shards number their events apart (ShardSequence): merged by seq.
+  const size_t start = out->size();
+  for (const auto& store : engine_.stores()) {
+    size_t taken = 0;
+    CL_RETURN_IF_ERROR(store->ForEachEventAfter(after, [&](uint64_t seq, std::string_view topic, std::string_view j) {
+      out->push_back({seq, std::string(topic), std::string(j)});
+      return ++taken < max;
+    }));
+  }
+  std::sort(out->begin() + static_cast<std::ptrdiff_t>(start), out->end(),
+            [](const console::StreamEvent& a, const console::StreamEvent& b) { return a.seq < b.seq; });
+  if (out->size() - start > max) out->resize(start + max);
+  return Status::Ok();
 }
 
-uint64_t ConsoleBackend::first_seq() const { return engine_.store().FirstEventSeq(); }
+uint64_t ConsoleBackend::first_seq() const {
+  uint64_t first = 0;
+  for (const auto& store : engine_.stores()) {
+    const uint64_t f = store->FirstEventSeq();
+    if (f != 0 && (first == 0 || f < first)) first = f;
+  }
+  return first;
+}
 
 Status ConsoleBackend::SubmitCommand(const json& command) {
   const std::string case_id = command.value("case_id", "");

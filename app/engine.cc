@@ -5,11 +5,42 @@
 #include <chrono>
 
 #include "app/fault_points.h"
+#include "core/case_json.h"
 
 namespace cityloop::app {
 
 Engine::~Engine() {
   if (consumer_) consumer_->Close();
+}
+
+std::vector<std::shared_ptr<const storage::Store>> Engine::stores() const {
+  if (!shards_) return {store_};
+  auto out = shards_->stores();
+  for (auto& replica : replicas_->stores(shards_->owned())) out.push_back(std::move(replica));
+  return out;
+}
+
+Status Engine::CreateShards(const std::string& bootstrap) {
+  const Config& cfg = city_->config();
+  if (!options_.record_dir.empty()) {
+    return Status::InvalidArgument("run --record records one engine's input: it needs scale.shards: 0 "
+                                   "(record the input topics with `cityloop record` instead)");
+  }
+  auto router = ShardRouter::Create(city_, bootstrap, metrics_);
+  if (!router.ok()) return router.status();
+  router_ = std::move(router).value();
+  ShardHost::Options so;
+  so.bootstrap = bootstrap;
+  so.storage_path = options_.store_path.empty() ? cfg.storage.path : options_.store_path;
+  so.max_in_flight = options_.max_in_flight;
+  so.hub = options_.hub;
+  auto host = ShardHost::Create(city_, so, *clock_, metrics_);
+  if (!host.ok()) return host.status();
+  shards_ = std::move(host).value();
+  auto replicas = ShardReplicas::Create(city_, bootstrap, so.storage_path, metrics_);
+  if (!replicas.ok()) return replicas.status();
+  replicas_ = std::move(replicas).value();
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> city, const EngineOptions& options,
@@ -25,6 +56,9 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
   const std::string bootstrap = options.bootstrap.empty() ? cfg.kafka.bootstrap : options.bootstrap;
   const std::string path = options.store_path.empty() ? cfg.storage.path : options.store_path;
 
+  if (cfg.scale.shards > 0) {
+    CL_RETURN_IF_ERROR(e->CreateShards(bootstrap));
+  } else {
   storage::StoreOptions so;
   so.sync = cfg.storage.sync_writes;
   auto store = storage::Store::Open(path, so);
@@ -63,6 +97,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
       });
   if (!consumer.ok()) return consumer.status();
   e->consumer_ = std::move(consumer).value();
+  }
   // Partition ends: for catching up (--exit-when-caught-up) and the lag gauges.
   auto q = ingest::OffsetQuery::Create(bootstrap, cfg.kafka.properties);
   if (!q.ok()) return q.status();
@@ -70,11 +105,27 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
   metrics->GetGauge("cityloop_build_info", "Always 1; the labels name the build", {{"version", CITYLOOP_VERSION}})
       .Set(1);
   e->Refresh(/*force=*/true);
-  spdlog::info("engine started: bootstrap {}, store {}, group {}", bootstrap, path, cfg.kafka.group_id);
+  spdlog::info("engine started: bootstrap {}, store {}, group {}{}", bootstrap, path, cfg.kafka.group_id,
+               cfg.scale.shards > 0 ? ", " + std::to_string(cfg.scale.shards) + " shards" : "");
   return e;
 }
 
+Status Engine::StepShards(bool* idle) {
+  const auto& kafka = city_->config().kafka;
+  bool router_idle = false;
+  CL_RETURN_IF_ERROR(router_->Step(0, &router_idle));
+  bool shards_idle = false;
+  // Waits for work only when the router had none either.
+  CL_RETURN_IF_ERROR(shards_->Step(router_idle ? static_cast<int>(kafka.batch_max_ms) : 0, &shards_idle));
+  CL_RETURN_IF_ERROR(replicas_->Poll(0, shards_->owned(), options_.hub));
+  *idle = router_idle && shards_idle;
+  ready_.store(router_->assigned() && shards_->assigned());
+  Refresh(false);
+  return Status::Ok();
+}
+
 Status Engine::Step(bool* idle) {
+  if (shards_) return StepShards(idle);
   const auto& kafka = city_->config().kafka;
   batch_.clear();
   const auto poll_start = std::chrono::steady_clock::now();
@@ -119,13 +170,15 @@ void Engine::Refresh(bool force) {
   const auto now = std::chrono::steady_clock::now();
   if (force || now - last_kpi_ >= std::chrono::seconds(1)) {
     last_kpi_ = now;
-    auto book = std::make_shared<const dispatch::KpiBook>(pipeline_->kpi());
+    const bool gauges_due = force || now - last_gauges_ >= std::chrono::seconds(5);
+    auto book = shards_ ? std::make_shared<const dispatch::KpiBook>(ShardedKpi(gauges_due))
+                        : std::make_shared<const dispatch::KpiBook>(pipeline_->kpi());
     std::lock_guard<std::mutex> lock(kpi_mu_);
     kpi_ = std::move(book);
   }
   if (!force && now - last_gauges_ < std::chrono::seconds(5)) return;
   last_gauges_ = now;
-  const dispatch::CaseEngine::Census census = pipeline_->census();
+  const dispatch::CaseEngine::Census census = shards_ ? shards_->Census() : pipeline_->census();
   for (int s = 0; s <= static_cast<int>(CaseStatus::kDeferred); ++s) {
     const auto status = static_cast<CaseStatus>(s);
     if (!CaseIsOpen(status)) continue;
@@ -142,14 +195,47 @@ void Engine::Refresh(bool force) {
       .Set(static_cast<double>(census.timers));
   // Lag: how far the stored offsets are behind each assigned partition's end.
   if (!offsets_) return;
-  for (const auto& p : consumer_->Assignment()) {
+  std::vector<ingest::PartitionOffset> positions;
+  if (shards_) {
+    // Sharded, the lag that matters is each owned shard's behind its work partition.
+    for (const auto& [partition, next] : shards_->Positions()) {
+      positions.push_back({city_->config().kafka.topics.work, partition, next});
+    }
+  } else {
+    for (const auto& p : consumer_->Assignment()) {
+      positions.push_back({p.topic, p.partition, store_->GetOffset({p.topic, p.partition}).value_or(0)});
+    }
+  }
+  for (const auto& p : positions) {
     auto high = offsets_->HighWatermark(p.topic, p.partition, 1000);
     if (!high.ok()) continue;
-    const int64_t next = store_->GetOffset({p.topic, p.partition}).value_or(0);
+    const int64_t next = p.next_offset;
     metrics_->GetGauge("cityloop_ingest_lag", "Messages not yet applied, per input partition",
                        {{"topic", p.topic}, {"partition", std::to_string(p.partition)}})
         .Set(static_cast<double>(std::max<int64_t>(0, *high - next)));
   }
+}
+
+dispatch::KpiBook Engine::ShardedKpi(bool replicas_too) {
+  dispatch::KpiBook book = shards_->Kpi();
+  // The other shards' books, rebuilt from their replicas' cases (as a shard
+  // does on start) with the gauges, every few seconds.
+  if (replicas_too || !replica_kpi_) {
+    auto theirs = std::make_unique<dispatch::KpiBook>(city_->config().kpi);
+    theirs->set_track_dirty(false);
+    const int utc_offset = city_->config().city.utc_offset_minutes;
+    for (const auto& store : replicas_->stores(shards_->owned())) {
+      Status st = store->ForEachCase([&](std::string_view, std::string_view text) {
+        auto c = ParseCaseJson(text);
+        if (c.ok()) theirs->Replace({}, dispatch::Contribute(*c, utc_offset));
+        return true;
+      });
+      if (!st.ok()) spdlog::warn("KPIs of a shard replica: {}", st.ToString());
+    }
+    replica_kpi_ = std::move(theirs);
+  }
+  book.MergeFrom(*replica_kpi_);
+  return book;
 }
 
 Status Engine::OpenRecording() {
@@ -235,6 +321,7 @@ Status Engine::Reload() {
   std::vector<std::string> later;
   if (!(fresh.kafka == running.kafka)) later.push_back("kafka");
   if (!(fresh.storage == running.storage)) later.push_back("storage");
+  if (!(fresh.scale == running.scale)) later.push_back("scale");
   if (!(fresh.ingest == running.ingest)) later.push_back("ingest");
   if (!(fresh.event_time == running.event_time)) later.push_back("event_time");
   if (!(fresh.sla == running.sla)) later.push_back("sla");
@@ -249,7 +336,7 @@ Status Engine::Reload() {
     return model.status();
   }
   city_ = *model;
-  const detect::ReloadSummary s = pipeline_->ReloadRules(city_);
+  const detect::ReloadSummary s = shards_ ? shards_->ReloadRules(city_) : pipeline_->ReloadRules(city_);
   accepted.Inc();
   spdlog::info("rules reloaded from {}: {} kept, {} added, {} changed, {} removed ({} rules)", options_.config_path,
                s.kept, s.added, s.changed, s.removed, city_->config().rules.size());
@@ -274,6 +361,19 @@ Status Engine::MaybeCommit(bool now) {
 }
 
 Result<bool> Engine::CaughtUp() {
+  if (shards_) {
+    // Everything in the input is forwarded, and every owned shard applied its work partition.
+    if (!ready()) return false;
+    auto routed = router_->CaughtUp(*offsets_);
+    if (!routed.ok() || !*routed) return routed;
+    std::map<int32_t, int64_t> ends;
+    for (const auto& [partition, next] : shards_->Positions()) {
+      auto high = offsets_->HighWatermark(city_->config().kafka.topics.work, partition);
+      if (!high.ok()) return high.status();
+      ends[partition] = *high;
+    }
+    return shards_->CaughtUp(ends);
+  }
   if (!ready() || publisher_->in_flight() > 0) return false;
   const auto assignment = consumer_->Assignment();
   if (assignment.empty()) return false;
@@ -288,6 +388,9 @@ Result<bool> Engine::CaughtUp() {
 Status Engine::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   Status result;
   while (!stop.load()) {
+    loop_heartbeat_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch()).count(),
+                             std::memory_order_relaxed);
     if (reload != nullptr && reload->exchange(false)) {
       Status r = Reload();
       if (!r.ok()) spdlog::error("{}", r.message());
@@ -304,11 +407,19 @@ Status Engine::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
       }
     }
   }
-  Status committed = MaybeCommit(true);
-  if (!committed.ok()) spdlog::warn("final offset commit: {}", committed.ToString());
-  Status drained = publisher_->Drain(10000);
-  if (!drained.ok()) spdlog::warn("shutdown: {} (they stay in the outbox and are sent on restart)", drained.message());
-  consumer_->Close();
+  if (shards_) {
+    router_->Close();
+    Status closed = shards_->Close();
+    if (!closed.ok()) spdlog::warn("shutdown: {}", closed.message());
+  } else {
+    Status committed = MaybeCommit(true);
+    if (!committed.ok()) spdlog::warn("final offset commit: {}", committed.ToString());
+    Status drained = publisher_->Drain(10000);
+    if (!drained.ok()) {
+      spdlog::warn("shutdown: {} (they stay in the outbox and are sent on restart)", drained.message());
+    }
+    consumer_->Close();
+  }
   if (recorder_) {
     Status closed = recorder_->Close();
     if (!closed.ok()) spdlog::error("closing the recording: {}", closed.ToString());

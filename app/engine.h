@@ -5,6 +5,9 @@
 // On start and on every partition assignment the consumer seeks to the
 // offsets stored in RocksDB, so a crash anywhere loses nothing and applies
 // nothing twice. A full outbox pauses consumption instead of growing memory.
+// With scale.shards > 0 the same loop drives a ShardRouter (input -> work
+// topic) and a ShardHost (the shards this instance owns, each a Pipeline
+// with its own store) instead of one Pipeline over the input topics.
 #pragma once
 
 #include <atomic>
@@ -16,6 +19,9 @@
 
 #include "app/outbox_publisher.h"
 #include "app/pipeline.h"
+#include "app/shard_host.h"
+#include "app/shard_replicas.h"
+#include "app/shard_router.h"
 #include "core/city.h"
 #include "core/clock.h"
 #include "core/metrics.h"
@@ -62,15 +68,28 @@ class Engine {
   Status Reload();
   // True once the store is restored and the consumer has its first assignment.
   bool ready() const { return ready_.load(); }
-  // The store, for reads from other threads (the HTTP API).
+  // Steady-clock ms of the loop's latest iteration (0 before the first): the
+  // systemd watchdog pings only while this is recent (app/service_notifier.h).
+  int64_t loop_heartbeat_ms() const { return loop_heartbeat_ms_.load(std::memory_order_relaxed); }
+  // The store (scale.shards = 0 only), for reads from other threads.
   const storage::Store& store() const { return *store_; }
-  // The KPI book as of at most ~1 s ago, for other threads (the HTTP API).
+  // The stores, for reads from other threads (the HTTP API): the one store,
+  // or (scale.shards > 0) those of the shards this instance owns now and the
+  // read replicas of all the others.
+  std::vector<std::shared_ptr<const storage::Store>> stores() const;
+  // The shards this instance owns now (scale.shards > 0; else empty).
+  std::vector<int32_t> owned_shards() const { return shards_ ? shards_->owned() : std::vector<int32_t>{}; }
+  // The KPI book as of at most ~1 s ago, for other threads (the HTTP API);
+  // sharded, of every shard (owned ones and replicas).
   std::shared_ptr<const dispatch::KpiBook> kpi() const;
 
  private:
   Engine() = default;
   // Whether the last poll found nothing to do.
   Status Step(bool* idle);
+  Status StepShards(bool* idle);
+  Status CreateShards(const std::string& bootstrap);
+  dispatch::KpiBook ShardedKpi(bool replicas_too);
   Result<bool> CaughtUp();
   // Commits the stored offsets to Kafka when due (or at once when `now`).
   Status MaybeCommit(bool now);
@@ -92,7 +111,10 @@ class Engine {
   Histogram* poll_ms_ = nullptr;
   std::map<storage::TopicPartition, int64_t> uncommitted_;
   int64_t last_commit_ms_ = 0;
-  std::unique_ptr<storage::Store> store_;
+  std::shared_ptr<storage::Store> store_;  // scale.shards = 0
+  std::unique_ptr<ShardRouter> router_;     // scale.shards > 0
+  std::unique_ptr<ShardHost> shards_;       // scale.shards > 0
+  std::unique_ptr<ShardReplicas> replicas_;  // scale.shards > 0: every shard, for the API
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<OutboxPublisher> publisher_;
   std::unique_ptr<ingest::KafkaConsumer> consumer_;
@@ -100,6 +122,7 @@ class Engine {
   std::unique_ptr<replay::LogWriter> recorder_;
   mutable std::mutex kpi_mu_;
   std::shared_ptr<const dispatch::KpiBook> kpi_;
+  std::unique_ptr<dispatch::KpiBook> replica_kpi_;  // sharded: the replicas' part, rebuilt every few seconds
   std::chrono::steady_clock::time_point last_kpi_, last_gauges_;
   std::vector<console::StreamEvent> stream_;
   Counter* recorded_ = nullptr;
@@ -108,6 +131,7 @@ class Engine {
   BatchResult result_;
   bool paused_ = false;
   std::atomic<bool> ready_{false};
+  std::atomic<int64_t> loop_heartbeat_ms_{0};
 };
 
 }  // namespace cityloop::app

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "app/fault_points.h"
 
 namespace cityloop::app {
@@ -30,6 +32,39 @@ Status OutboxPublisher::Produce(const storage::OutboxRecord& r) {
   return producer_->Produce(r.topic, r.key, r.value, r.headers, r.seq);
 }
 
+Status OutboxPublisher::ProduceOrHold(const storage::OutboxRecord& r) {
+  Status st = Produce(r);
+  if (st.ok() || st.code() != StatusCode::kUnavailable) return st;
+  failures_->Inc();
+  if (unsent_.empty()) {
+    spdlog::warn("outbox record {} refused by the producer for now, held for a retry: {}", r.seq, st.message());
+  }
+  unsent_.insert(r.seq);
+  if (backoff_.count() == 0) {
+    backoff_ = std::chrono::milliseconds(100);
+    retry_at_ = std::chrono::steady_clock::now() + backoff_;
+  }
+  return Status::Ok();
+}
+
+Status OutboxPublisher::RetryUnsent() {
+  if (unsent_.empty() || std::chrono::steady_clock::now() < retry_at_) return Status::Ok();
+  while (!unsent_.empty()) {
+    const uint64_t seq = *unsent_.begin();
+    Status st = Produce(in_flight_.at(seq));
+    if (!st.ok() && st.code() != StatusCode::kUnavailable) return st;
+    if (!st.ok()) {
+      backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, std::chrono::seconds(5));
+      retry_at_ = std::chrono::steady_clock::now() + backoff_;
+      return Status::Ok();
+    }
+    unsent_.erase(unsent_.begin());
+  }
+  backoff_ = std::chrono::milliseconds(0);
+  spdlog::info("outbox: the producer takes records again");
+  return Status::Ok();
+}
+
 Status OutboxPublisher::RepublishPending() {
   std::vector<storage::OutboxRecord> pending;
   CL_RETURN_IF_ERROR(store_->ForEachOutbox([&](const storage::OutboxRecord& r) {
@@ -43,7 +78,12 @@ Status OutboxPublisher::RepublishPending() {
 Status OutboxPublisher::Publish(std::vector<storage::OutboxRecord>&& records) {
   for (auto& r : records) {
     if (in_flight_.count(r.seq)) continue;
-    CL_RETURN_IF_ERROR(Produce(r));
+    // Behind records still held, a new one waits its turn (keeps the order).
+    if (unsent_.empty()) {
+      CL_RETURN_IF_ERROR(ProduceOrHold(r));
+    } else {
+      unsent_.insert(r.seq);
+    }
     const uint64_t seq = r.seq;
     in_flight_.emplace(seq, std::move(r));
   }
@@ -62,8 +102,9 @@ Status OutboxPublisher::Poll(int timeout_ms) {
   for (uint64_t seq : failed) {
     failures_->Inc();
     auto it = in_flight_.find(seq);
-    if (it != in_flight_.end()) CL_RETURN_IF_ERROR(Produce(it->second));
+    if (it != in_flight_.end()) CL_RETURN_IF_ERROR(ProduceOrHold(it->second));
   }
+  CL_RETURN_IF_ERROR(RetryUnsent());
   if (!acked.empty()) {
     FaultPoint("after_publish");
     CL_RETURN_IF_ERROR(store_->DeleteOutbox(acked));

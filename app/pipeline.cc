@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/fault_points.h"
+#include "app/shard_router.h"
 #include "core/case_json.h"
 #include "core/time_util.h"
 
@@ -111,7 +112,7 @@ Status Pipeline::Restore() {
 
 void Pipeline::AddOutbox(std::string topic, std::string key, std::string value, ingest::Headers headers) {
   storage::OutboxRecord r;
-  r.seq = next_outbox_seq_++;
+  r.seq = ShardSequence(next_outbox_seq_++, shard_);
   r.topic = std::move(topic);
   r.key = std::move(key);
   r.value = std::move(value);
@@ -120,6 +121,7 @@ void Pipeline::AddOutbox(std::string topic, std::string key, std::string value, 
 }
 
 void Pipeline::DeadLetter(const ingest::Message& m, const ingest::Rejection& why) {
+  if (m.header(kCopyHeader) != nullptr) return;
   metrics_->GetCounter("cityloop_ingest_rejected_total", "Input messages rejected to the dead-letter topic",
                        {{"reason", why.reason}, {"topic", m.topic}})
       .Inc();
@@ -311,7 +313,7 @@ std::string Pipeline::DeviceLatestJson(const Reading& r) {
 }
 
 Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult* result,
-                         std::span<const int64_t> ingest_ms) {
+                         std::span<const int64_t> ingest_ms, std::span<const ingest::PartitionOffset> also_store) {
   CL_CHECK(ingest_ms.empty() || ingest_ms.size() == batch.size());
   const auto started = std::chrono::steady_clock::now();
   outbox_.clear();
@@ -353,6 +355,7 @@ Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult*
     }
     AfterInput(signals);
   }
+  for (const auto& o : also_store) next_offsets[{o.topic, o.partition}] = o.next_offset;
   CL_RETURN_IF_ERROR(Commit(next_offsets, result));
   batch_ms_->Observe(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
   return Status::Ok();
@@ -412,7 +415,7 @@ Status Pipeline::Commit(const std::map<storage::TopicPartition, int64_t>& next_o
   }
   // Trimmed now and then, not per batch: each trim is a range tombstone.
   const uint64_t retention = static_cast<uint64_t>(std::max<int64_t>(1, city_->config().api.stream_retention));
-  const uint64_t keep_from = next_outbox_seq_ > retention ? next_outbox_seq_ - retention : 0;
+  const uint64_t keep_from = next_outbox_seq_ > retention ? ShardSequence(next_outbox_seq_ - retention, shard_) : 0;
   if (keep_from >= events_trimmed_to_ + retention / 10) {
     events_trimmed_to_ = keep_from;
     wb.DeleteEventsBefore(events_trimmed_to_);

@@ -56,8 +56,18 @@ class Pipeline {
   // stop and restart from the store.
   // ingest_ms: when each message was read (replay: as recorded); empty means
   // all of them now, by the clock.
+  // also_store: further offsets to write with the batch (a shard's position
+  // in the work topic, whose messages carry their source's coordinates).
   Status Process(const std::vector<ingest::Message>& batch, BatchResult* result,
-                 std::span<const int64_t> ingest_ms = {});
+                 std::span<const int64_t> ingest_ms = {}, std::span<const ingest::PartitionOffset> also_store = {});
+  // This pipeline is one shard of several (scale.shards): case ids name it,
+  // and the copies of broadcast inputs (header x-cityloop-copy) are applied
+  // but never dead-lettered (their home shard does that once). Call before Restore.
+  // Outbox seqs (and so the console's event ids) are shared the same way.
+  void SetShard(ShardSpec shard) {
+    shard_ = shard;
+    cases_.SetShard(shard);
+  }
   // Live mode, between polls: advances idle sources' event time and writes
   // what that raised (silent devices, closed windows). Leaves `result` empty
   // when nothing changed. *advanced: whether any event time moved (a
@@ -107,7 +117,8 @@ class Pipeline {
   bool live_;
   detect::RuleSet rules_;
   dispatch::CaseEngine cases_;
-  uint64_t next_outbox_seq_ = 1;
+  ShardSpec shard_;
+  uint64_t next_outbox_seq_ = 1;  // counts this shard's records; the seq is ShardSequence(n, shard_)
   int64_t last_ingest_ms_ = 0;
   uint64_t events_trimmed_to_ = 0;  // event log records below this seq are deleted
 

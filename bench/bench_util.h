@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/geo.h"
 #include "core/status.h"
 
 namespace cityloop::bench {
@@ -66,6 +67,16 @@ void ForEachFlag(const char* bench, int argc, char** argv, On on) {
     };
     if (!on(flag, value)) Fail(bench, "unknown flag " + flag + " (see the header of bench/" + bench + ".cc)");
   }
+}
+
+// A city.sensors reading of gas device `device` at p.
+inline std::string GasReading(const std::string& device, int64_t ts_ms, double value, LatLon p) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "{\"device_id\":\"%s\",\"kind\":\"gas_ppm\",\"ts\":%lld,\"value\":%.1f,\"unit\":\"ppm\","
+                "\"lat\":%.7f,\"lon\":%.7f}",
+                device.c_str(), static_cast<long long>(ts_ms), value, p.lat, p.lon);
+  return buf;
 }
 
 inline double RssMiB() {

@@ -633,15 +633,6 @@ std::string LatencyConfigYaml(const Config& base, int partitions, int side) {
   return y;
 }
 
-std::string GasReading(const std::string& device, int64_t ts_ms, double value, LatLon p) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf,
-                "{\"device_id\":\"%s\",\"kind\":\"gas_ppm\",\"ts\":%lld,\"value\":%.1f,\"unit\":\"ppm\","
-                "\"lat\":%.7f,\"lon\":%.7f}",
-                device.c_str(), static_cast<long long>(ts_ms), value, p.lat, p.lon);
-  return buf;
-}
-
 LatencyFigures MeasureLatency(const Config& base, int partitions, double rate, double seconds, uint64_t seed,
                               int background_devices) {
   LatencyFigures f;
@@ -769,7 +760,7 @@ LatencyFigures MeasureLatency(const Config& base, int partitions, double rate, d
     for (; next_bg < due; ++next_bg) {
       const auto& [dev, pos] = bg[bg_i];
       bg_i = (bg_i + 1) % bg.size();
-      Must(producer->Produce(topic, dev, GasReading(dev, wall, 10.0, pos)), "produce background");
+      Must(producer->Produce(topic, dev, bench::GasReading(dev, wall, 10.0, pos)), "produce background");
     }
     if (now >= next_trigger && f.triggers < want_triggers) {
       const int64_t idx = f.triggers++;
@@ -779,7 +770,7 @@ LatencyFigures MeasureLatency(const Config& base, int partitions, double rate, d
       if (!info) Fail("a cell centre lies outside the grid");
       char id[32];
       std::snprintf(id, sizeof id, "trig-%06lld", static_cast<long long>(idx));
-      const std::string value = GasReading(id, SystemClock::instance().now_ms(), 900.0, pos);
+      const std::string value = bench::GasReading(id, SystemClock::instance().now_ms(), 900.0, pos);
       {
         std::lock_guard<std::mutex> lock(mu);
         trigger_by_cell[info->code] = idx;

@@ -108,7 +108,8 @@ void CheckParams(const HttpRequest& req, std::initializer_list<const char*> allo
     if (k == "access_token") {
       BadParam(k, "tokens are accepted only in the Authorization header (Bearer)");
     }
-    if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; })) {
+    const std::string& key = k;  // clang 14 cannot capture a structured binding
+    if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
       std::string list;
       for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
       BadParam(k.size() > 64 ? k.substr(0, 64) : k,

@@ -99,6 +99,9 @@ class Backend {
   // the newest api.stream_retention events; older ones are gone (first_seq()).
   virtual Status EventsAfter(uint64_t after, size_t max, std::vector<StreamEvent>* out) const = 0;
   virtual uint64_t first_seq() const = 0;  // the oldest event still stored (0: none)
+  // Event seqs come from this many independent sequences (the shards of a
+  // scaled-out service; seq mod n names the sequence), each increasing.
+  virtual int event_sequences() const { return 1; }
   virtual EventHub& hub() = 0;
 
   // Produces an operator command (CONTRACT.md cityloop.commands format) to

@@ -40,6 +40,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "console/http_parse.h"
+
 namespace cityloop::console {
 namespace {
 
@@ -49,85 +51,11 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-// ---- URL helpers -------------------------------------------------------------
+// ---- request parsing (console/http_parse.h) ----------------------------------
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Decodes %XX escapes; nullopt for a malformed one ("%", "%4", "%zz"). In a
-// query, '+' stands for a space.
-std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      const int hi = HexValue(s[i + 1]);
-      const int lo = HexValue(s[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-      continue;
-    }
-    out.push_back(plus_is_space && c == '+' ? ' ' : c);
-  }
-  return out;
-}
-
-std::vector<std::string_view> SplitView(std::string_view s, char sep) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (true) {
-    const size_t pos = s.find(sep, start);
-    parts.push_back(s.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
-    if (pos == std::string_view::npos) return parts;
-    start = pos + 1;
-  }
-}
-
-bool HasControl(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
-}
-
-// "/a/b" -> {"a", "b"}; "/" -> {""}. nullopt for a malformed escape or a
-// control character in a decoded segment.
-std::optional<std::vector<std::string>> PathSegments(std::string_view raw_path) {
-  if (!raw_path.empty() && raw_path.front() == '/') raw_path.remove_prefix(1);
-  std::vector<std::string> segments;
-  for (auto part : SplitView(raw_path, '/')) {
-    auto decoded = PercentDecode(part, false);
-    if (!decoded || HasControl(*decoded)) return std::nullopt;
-    segments.push_back(std::move(*decoded));
-  }
-  return segments;
-}
-
-std::optional<std::map<std::string, std::string>> ParseQuery(std::string_view q) {
-  std::map<std::string, std::string> out;
-  if (q.empty()) return out;
-  for (auto pair : SplitView(q, '&')) {
-    if (pair.empty()) continue;
-    const size_t eq = pair.find('=');
-    auto key = PercentDecode(pair.substr(0, eq), true);
-    auto value = eq == std::string_view::npos ? std::optional<std::string>("")
-                                              : PercentDecode(pair.substr(eq + 1), true);
-    if (!key || !value) return std::nullopt;
-    out[std::move(*key)] = std::move(*value);
-  }
-  return out;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+using http_parse::CopyHeaders;
+using http_parse::FromBeast;
+using http_parse::PathSegments;
 
 std::string Join(const std::vector<std::string>& parts) {
   std::string out;
@@ -347,45 +275,6 @@ BeastResponse ToBeast(const HttpResponse& r, unsigned version, bool keep_alive, 
   res.prepare_payload();
   if (head) res.body().clear();  // Content-Length stays that of the GET body
   return res;
-}
-
-void CopyHeaders(const http::request_header<>& req, HttpRequest* out) {
-  for (const auto& field : req) {
-    const auto n = field.name_string();
-    std::string name = Lower(std::string_view(n.data(), n.size()));
-    auto [it, inserted] = out->headers.try_emplace(name, std::string(field.value()));
-    if (!inserted) it->second += ", " + std::string(field.value());
-  }
-}
-
-// Fills out from req; false (with *error) for a target that does not decode.
-bool FromBeast(http::request<http::string_body>&& req, HttpRequest* out, std::vector<std::string>* segments,
-               std::string* error) {
-  out->method = std::string(req.method_string());
-  out->target = std::string(req.target());
-  CopyHeaders(req, out);
-  out->body = std::move(req.body());
-  const std::string_view target(out->target);
-  const size_t q = target.find('?');
-  const std::string_view raw_path = target.substr(0, q);
-  auto path = PercentDecode(raw_path, false);
-  auto segs = PathSegments(raw_path);
-  if (!path || !segs) {
-    *error = "the request path has a malformed percent-escape or a control character";
-    out->path = std::string(raw_path);
-    return false;
-  }
-  out->path = std::move(*path);
-  *segments = std::move(*segs);
-  if (q != std::string_view::npos) {
-    auto query = ParseQuery(target.substr(q + 1));
-    if (!query) {
-      *error = "the query string has a malformed percent-escape";
-      return false;
-    }
-    out->query = std::move(*query);
-  }
-  return true;
 }
 
 std::string Peer(const tcp::socket& socket) {

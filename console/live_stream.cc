@@ -129,7 +129,9 @@ std::shared_ptr<LiveStream> LiveStream::Make(Backend& backend, EventFanout& fano
                                              Options options, OnEnd on_end) {
   std::shared_ptr<LiveStream> s(
       new LiveStream(backend, fanout, std::move(filter), std::move(options), std::move(on_end)));
-  if (s->options_.resume_after) s->last_seq_ = *s->options_.resume_after;
+  // A resumed stream takes Last-Event-ID as its place in every sequence (exact
+  // with one; with shards, a shard numbering behind it loses what it had between).
+  s->last_seq_.assign(static_cast<size_t>(std::max(1, backend.event_sequences())), s->options_.resume_after.value_or(0));
   fanout.Add(s.get());
   s->registered_ = true;
   return s;
@@ -185,8 +187,8 @@ void LiveStream::OnEvent(const std::shared_ptr<const EventView>& event) {
     buffer_.push_back(event);
     return;
   }
-  if (event->seq <= last_seq_) return;
-  last_seq_ = event->seq;
+  if (Seen(event->seq)) return;
+  Mark(event->seq);
   if (WriteLocked(event->frame)) ++sent_;
 }
 
@@ -228,7 +230,8 @@ void LiveStream::ReplayPage() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return;
-    after = last_seq_;
+    // Pages go on from the previous page's end; the first from the earliest place.
+    after = replay_after_ ? *replay_after_ : *std::min_element(last_seq_.begin(), last_seq_.end());
   }
   std::vector<StreamEvent> page;
   const Status st = backend_.EventsAfter(after, options_.page, &page);
@@ -244,10 +247,17 @@ void LiveStream::ReplayPage() {
     return;
   }
   std::string chunk;
-  uint64_t count = 0, last = after;
+  uint64_t count = 0;
+  std::vector<uint64_t> seen;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    seen = last_seq_;
+  }
+  uint64_t last = after;
   for (const StreamEvent& e : page) {
-    if (e.seq <= last) continue;
-    last = e.seq;
+    last = std::max(last, e.seq);
+    if (e.seq <= seen[e.seq % seen.size()]) continue;
+    seen[e.seq % seen.size()] = e.seq;
     auto view = ViewEvent(e, &backend_);
     if (!filter_.Match(*view)) continue;
     chunk += view->frame;
@@ -256,7 +266,8 @@ void LiveStream::ReplayPage() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return;
-    last_seq_ = std::max(last_seq_, last);
+    for (size_t i = 0; i < seen.size(); ++i) last_seq_[i] = std::max(last_seq_[i], seen[i]);
+    replay_after_ = last;
     if (!chunk.empty()) {
       if (!WriteLocked(chunk)) return;
       sent_ += count;
@@ -280,8 +291,8 @@ void LiveStream::GoLive() {
   std::string chunk;
   uint64_t count = 0;
   for (const auto& e : buffer_) {
-    if (e->seq <= last_seq_) continue;
-    last_seq_ = e->seq;
+    if (Seen(e->seq)) continue;
+    Mark(e->seq);
     chunk += e->frame;
     ++count;
   }

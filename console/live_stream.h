@@ -128,7 +128,12 @@ class LiveStream final : public EventListener, public std::enable_shared_from_th
   bool overflowed_ = false;
   bool ended_ = false;
   std::deque<std::shared_ptr<const EventView>> buffer_;
-  uint64_t last_seq_ = 0;  // every event up to here was sent or filtered out
+  // Per event sequence (Backend::event_sequences): every event of it up to
+  // here was sent or filtered out.
+  std::vector<uint64_t> last_seq_;
+  bool Seen(uint64_t seq) const { return seq <= last_seq_[seq % last_seq_.size()]; }
+  void Mark(uint64_t seq) { last_seq_[seq % last_seq_.size()] = seq; }
+  std::optional<uint64_t> replay_after_;  // where the next page of stored events starts
   uint64_t sent_ = 0;
   bool registered_ = false;
 };

@@ -30,6 +30,9 @@ struct TopicNames {
   std::string cases = "cityloop.cases";                     // kafka.topics.cases
   std::string dispatch = "cityloop.dispatch";               // kafka.topics.dispatch
   std::string dlq = "cityloop.dlq";                         // kafka.topics.dlq
+  // Internal (scale.shards > 0): every input routed to its shard's partition.
+  std::string work = "cityloop.internal.work";              // kafka.topics.work
+  std::string changelog = "cityloop.internal.changelog";    // kafka.topics.changelog: each shard's store
   bool operator==(const TopicNames&) const = default;
 };
 
@@ -45,6 +48,17 @@ struct KafkaOptions {
   // (security.protocol, sasl.*, ssl.* for a real cluster).
   std::map<std::string, std::string> properties;
   bool operator==(const KafkaOptions&) const = default;
+};
+
+// scale:
+struct ScaleOptions {
+  // scale.shards: 0 = this process consumes the input topics itself and owns
+  // all state (one shard). N > 0 = inputs are routed by district into the N
+  // partitions of kafka.topics.work; each partition is one shard with its own
+  // store, owned by whichever instance of the consumer group holds it. N is
+  // fixed for the life of a deployment (case ids and stored state depend on it).
+  int shards = 0;
+  bool operator==(const ScaleOptions&) const = default;
 };
 
 // storage:
@@ -575,6 +589,7 @@ struct Config {
   std::string source_file;  // where it was loaded from
   KafkaOptions kafka;
   StorageOptions storage;
+  ScaleOptions scale;
   IngestOptions ingest;
   CityOptions city;
   RulesOptions rules;

@@ -769,6 +769,8 @@ constexpr std::pair<const char*, std::string TopicNames::*> kTopics[] = {
     {"cases", &TopicNames::cases},
     {"dispatch", &TopicNames::dispatch},
     {"dlq", &TopicNames::dlq},
+    {"work", &TopicNames::work},
+    {"changelog", &TopicNames::changelog},
 };
 
 const KeyTable<TopicNames>& TopicKeys() {
@@ -811,6 +813,14 @@ const KeyTable<StorageOptions>& StorageKeys() {
   static const KeyTable<StorageOptions> t = {
       K::Str("path", &StorageOptions::path, kOptional, NonEmpty()),
       K::Bool("sync", &StorageOptions::sync_writes),
+  };
+  return t;
+}
+
+const KeyTable<ScaleOptions>& ScaleKeys() {
+  using K = Keys<ScaleOptions>;
+  static const KeyTable<ScaleOptions> t = {
+      K::Int("shards", &ScaleOptions::shards, 0, 1024),
   };
   return t;
 }
@@ -1701,6 +1711,7 @@ const KeyTable<Root>& RootKeys() {
       K::Section<KafkaOptions>("kafka", [](Root& r) -> KafkaOptions& { return r.cfg.kafka; }, &KafkaKeys),
       K::Section<StorageOptions>("storage", [](Root& r) -> StorageOptions& { return r.cfg.storage; },
                                  &StorageKeys),
+      K::Section<ScaleOptions>("scale", [](Root& r) -> ScaleOptions& { return r.cfg.scale; }, &ScaleKeys),
       K::Section<IngestOptions>("ingest", [](Root& r) -> IngestOptions& { return r.cfg.ingest; }, &IngestKeys),
       K::Group("city", &CityKeys, kRequired),
       RulesKey(),
@@ -2261,7 +2272,8 @@ void CheckSla(Ctx& ctx, Config& cfg, const std::set<std::string>& categories) {
               "working-time limits (wh, wm, wd) need a calendar with working hours and working days");
   }
   for (const auto& [name, w] : cfg.kpi.weights) {
-    const bool known = std::any_of(kKpiRateNames.begin(), kKpiRateNames.end(), [&](const char* n) { return name == n; });
+    const std::string& rate = name;  // clang 14 cannot capture a structured binding
+    const bool known = std::any_of(kKpiRateNames.begin(), kKpiRateNames.end(), [&](const char* n) { return rate == n; });
     if (!known) {
       std::vector<std::string> names(kKpiRateNames.begin(), kKpiRateNames.end());
       ctx.Error(Join("kpi.weights", name), "unknown KPI rate" + Suggest(name, names));

@@ -58,15 +58,25 @@ Histogram& MetricsRegistry::GetHistogram(const std::string& name, const std::str
   return *slot;
 }
 
+double MetricsRegistry::GaugeTotal(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = families_.find(name);
+  if (it == families_.end()) return 0;
+  double total = 0;
+  for (const auto& [labels, g] : it->second.gauges) total += g->value();
+  return total;
+}
+
 int64_t MetricsRegistry::CounterTotal(const std::string& name, const Labels& match) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = families_.find(name);
   if (it == families_.end()) return 0;
   int64_t total = 0;
   for (const auto& [labels, c] : it->second.counters) {
+    const Labels& have = labels;  // clang 14 cannot capture a structured binding
     bool ok = std::all_of(match.begin(), match.end(), [&](const auto& kv) {
-      auto l = labels.find(kv.first);
-      return l != labels.end() && l->second == kv.second;
+      auto l = have.find(kv.first);
+      return l != have.end() && l->second == kv.second;
     });
     if (ok) total += c->value();
   }

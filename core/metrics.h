@@ -59,6 +59,8 @@ class MetricsRegistry {
                           const Labels& labels = {});
   // Sum of a counter over every label set, or of those whose labels include `match`.
   int64_t CounterTotal(const std::string& name, const Labels& match = {}) const;
+  // Sum of a gauge over every label set (e.g. lag over all partitions).
+  double GaugeTotal(const std::string& name) const;
   // Value of each label set of a counter, keyed by the value of label `by`.
   std::map<std::string, int64_t> CounterBy(const std::string& name, const std::string& by) const;
   std::string RenderPrometheus() const;

@@ -129,7 +129,9 @@ std::optional<int64_t> ParseDurationMs(std::string_view s) {
   else if (unit == "h") scale = 3600000;
   else if (unit == "d") scale = 86400000;
   else return std::nullopt;
-  return static_cast<int64_t>(value * scale + 0.5);
+  const double ms = value * scale + 0.5;
+  if (!(ms < 0x1p63)) return std::nullopt;  // beyond int64 ms: the conversion would be undefined
+  return static_cast<int64_t>(ms);
 }
 
 std::string FormatLocalDate(int64_t epoch_ms, int utc_offset_minutes) {

@@ -173,7 +173,8 @@ Case* CaseEngine::OpenCase(const Signal& s, Effects* fx) {
   const CellInfo& cell = city_->Cell(s.cell);
   Case c;
   char number[16];
-  std::snprintf(number, sizeof number, "%06llu", static_cast<unsigned long long>(next_case_number_++));
+  std::snprintf(number, sizeof number, "%06llu",
+                static_cast<unsigned long long>(ShardSequence(next_case_number_++, shard_)));
   c.id = "CL-" + FormatLocalDate(s.fired_ms, city_->config().city.utc_offset_minutes) + "-" + number;
   c.category = s.category;
   const Category* category = city_->FindCategory(s.category);

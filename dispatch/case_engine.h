@@ -37,6 +37,7 @@
 
 #include "core/city.h"
 #include "core/model.h"
+#include "core/shard.h"
 #include "dispatch/kpi.h"
 #include "dispatch/sla.h"
 #include "dispatch/unit_tracker.h"
@@ -90,6 +91,9 @@ class CaseEngine {
   // Next case number (persisted in meta "case_seq").
   void RestoreCaseSequence(uint64_t next) { next_case_number_ = next; }
   uint64_t next_case_number() const { return next_case_number_; }
+  // This engine is one shard of several (scale.shards): its case numbers are
+  // ShardSequence(n, shard), so that an id names its shard. Set before input.
+  void SetShard(ShardSpec shard) { shard_ = shard; }
 
   // Joins s to a case or opens one; see the file comment. When s touches
   // several open cases, or absorbs the cases of a correlation's members,
@@ -205,6 +209,7 @@ class CaseEngine {
   size_t open_count_ = 0;
   int64_t now_ms_ = 0;
   uint64_t next_case_number_ = 1;
+  ShardSpec shard_;
   CaseEngineStats stats_;
 };
 

@@ -233,7 +233,8 @@ std::optional<double> KpiScore(const KpiCounts& c, const KpiOptions& options) {
   double sum = 0, weights = 0;
   for (const auto& [name, w] : options.weights) {
     if (w == 0) continue;
-    auto formula = std::find_if(kRates.begin(), kRates.end(), [&](const KpiRateFormula& r) { return r.name == name; });
+    const std::string& rate_name = name;  // clang 14 cannot capture a structured binding
+    auto formula = std::find_if(kRates.begin(), kRates.end(), [&](const KpiRateFormula& r) { return r.name == rate_name; });
     if (formula == kRates.end()) continue;
     const std::optional<double> rate = KpiRate(c, *formula);
     if (!rate) continue;
@@ -385,8 +386,9 @@ Status KpiBook::Bucket::Decode(std::string_view value) {
   const nlohmann::json j = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return Status::DataLoss("not a JSON object");
   for (const auto& [name, v] : j.items()) {
+    const std::string& field = name;  // clang 14 cannot capture a structured binding
     auto count = std::find_if(kKpiCountFields.begin(), kKpiCountFields.end(),
-                              [&](const KpiCountField& f) { return f.name == name; });
+                              [&](const KpiCountField& f) { return f.name == field; });
     if (count != kKpiCountFields.end()) {
       auto n = Stored<int32_t>(v);
       if (!n) return Status::DataLoss(name + ": not a 32-bit integer");
@@ -394,7 +396,7 @@ Status KpiBook::Bucket::Decode(std::string_view value) {
       continue;
     }
     auto time = std::find_if(kKpiTimeFields.begin(), kKpiTimeFields.end(),
-                             [&](const KpiTimeField& f) { return f.name == name; });
+                             [&](const KpiTimeField& f) { return f.name == field; });
     if (time == kKpiTimeFields.end()) return Status::DataLoss("unknown field " + name);
     const auto t = static_cast<size_t>(time - kKpiTimeFields.begin());
     if (!v.is_array() || v.size() < 2 || v.size() % 2 != 0) return Status::DataLoss(name + ": want [count, sum, bins...]");
@@ -453,6 +455,19 @@ void KpiBook::Replace(const KpiContribution& before, const KpiContribution& afte
   // Adding first keeps a bucket both share from emptying and being rebuilt.
   for (const auto& [key, counts] : after.parts) Apply(key, counts, +1);
   for (const auto& [key, counts] : before.parts) Apply(key, counts, -1);
+}
+
+void KpiBook::MergeFrom(const KpiBook& other) {
+  for (const auto& [day, d] : other.days_) {
+    for (size_t i = 0; i < d.slots.size(); ++i) {
+      const Slot& slot = d.slots[i];
+      const KpiKey key{day, other.names_[slot.department], other.names_[slot.district], other.names_[slot.cell],
+                       other.names_[slot.category]};
+      KpiCounts counts;
+      d.buckets[i].AddTo(&counts);
+      Apply(key, counts, +1);
+    }
+  }
 }
 
 uint32_t KpiBook::Slot::*KpiBook::GroupField(KpiGroup group) {

@@ -212,6 +212,9 @@ class KpiBook {
   // weights}. Absent values are null.
   nlohmann::json QueryJson(KpiGroup group, int64_t from_day, int64_t to_day) const;
 
+  // Adds every bucket of other (the books of several shards make the city's).
+  void MergeFrom(const KpiBook& other);
+
   // Same non-zero buckets (by name; the interning order does not matter).
   bool operator==(const KpiBook& other) const;
 

@@ -39,6 +39,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <optional>
 #include <set>
 
 #include "ingest/kafka_internal.h"
@@ -49,7 +50,7 @@ namespace {
 constexpr int kMockAutoCreatePartitions = 4;
 }  // namespace
 
-BrokerOptions BrokerOptionsFor(const KafkaOptions& kafka) {
+BrokerOptions BrokerOptionsFor(const KafkaOptions& kafka, int shards) {
   BrokerOptions o;
   const int n = kafka.partitions > 0 ? kafka.partitions : 1;
   const TopicNames& t = kafka.topics;
@@ -58,6 +59,9 @@ BrokerOptions BrokerOptionsFor(const KafkaOptions& kafka) {
                                   &t.commands, &t.cases, &t.dispatch, &t.dlq}) {
     if (name->empty() || !seen.insert(*name).second) continue;
     o.topics.emplace_back(*name, n);
+  }
+  for (const std::string* name : {&t.work, &t.changelog}) {
+    if (shards > 0 && seen.insert(*name).second) o.topics.emplace_back(*name, shards);
   }
   o.default_partitions = kMockAutoCreatePartitions;
   return o;
@@ -128,6 +132,58 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(const BrokerOption
   spdlog::info("embedded broker: {} broker(s) at {}, {} topic(s) created", options.brokers, bootstrap,
                options.topics.size());
   return std::unique_ptr<EmbeddedBroker>(new EmbeddedBroker(std::move(impl), std::move(bootstrap)));
+}
+
+Status EmbeddedBroker::SetBrokerDown(int32_t broker_id, bool down) {
+  rd_kafka_resp_err_t e = down ? rd_kafka_mock_broker_set_down(impl_->cluster, broker_id)
+                               : rd_kafka_mock_broker_set_up(impl_->cluster, broker_id);
+  if (e) return Status::InvalidArgument("broker " + std::to_string(broker_id) + ": " + rd_kafka_err2str(e));
+  spdlog::warn("embedded broker: broker {} set {}", broker_id, down ? "down" : "up");
+  return Status::Ok();
+}
+
+Status EmbeddedBroker::PushRequestErrors(int16_t api_key, const std::vector<int>& errors) {
+  if (errors.empty()) return Status::Ok();
+  std::vector<rd_kafka_resp_err_t> codes;
+  for (int e : errors) codes.push_back(static_cast<rd_kafka_resp_err_t>(e));
+  rd_kafka_mock_push_request_errors_array(impl_->cluster, api_key, codes.size(), codes.data());
+  spdlog::warn("embedded broker: the next {} request(s) of API {} fail", codes.size(), api_key);
+  return Status::Ok();
+}
+
+namespace {
+std::optional<int> ParseNumber(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (!end || *end != '\0') return std::nullopt;
+  return static_cast<int>(v);
+}
+}  // namespace
+
+Result<int> KafkaErrorCode(const std::string& name) {
+  if (auto n = ParseNumber(name)) return *n;
+  const rd_kafka_err_desc* descs = nullptr;
+  size_t n = 0;
+  rd_kafka_get_err_descs(&descs, &n);
+  for (size_t i = 0; i < n; ++i) {
+    // Broker errors only (codes >= 0); librdkafka's own (negative) never travel on the wire.
+    if (descs[i].name && descs[i].code >= 0 && name == descs[i].name) return static_cast<int>(descs[i].code);
+  }
+  return Status::InvalidArgument("unknown Kafka error '" + name + "'");
+}
+
+Result<int16_t> KafkaApiKey(const std::string& name) {
+  if (auto n = ParseNumber(name); n && *n >= 0 && *n < 100) return static_cast<int16_t>(*n);
+  static const std::pair<const char*, int16_t> kKeys[] = {
+      {"Produce", 0},       {"Fetch", 1},         {"ListOffsets", 2},     {"Metadata", 3},
+      {"OffsetCommit", 8},  {"OffsetFetch", 9},   {"FindCoordinator", 10}, {"JoinGroup", 11},
+      {"Heartbeat", 12},    {"LeaveGroup", 13},   {"SyncGroup", 14},       {"ApiVersions", 18},
+      {"InitProducerId", 22}};
+  for (const auto& [n, key] : kKeys) {
+    if (name == n) return key;
+  }
+  return Status::InvalidArgument("unknown Kafka API '" + name + "'");
 }
 
 }  // namespace cityloop::ingest

@@ -211,7 +211,8 @@ struct CameraScenes::Impl {
     FrameTick t;
     t.camera_id = cam.camera->id;
     t.ts_ms = ts;
-    std::erase_if(cam.events, [&](const SceneEvent& e) { return e.end_ms + kExitMs <= ts; });
+    const int64_t now = ts;  // clang 14 cannot capture a structured binding
+    std::erase_if(cam.events, [&](const SceneEvent& e) { return e.end_ms + kExitMs <= now; });
     for (const SceneEvent& e : cam.events) {
       if (e.start_ms <= ts) t.events.push_back(e);
     }

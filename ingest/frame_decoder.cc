@@ -40,7 +40,9 @@ std::variant<CameraFrame, Rejection> FrameDecoder::Decode(const Message& m, int6
                                                    " ms ahead of now (" + FormatRfc3339Ms(now_ms) + ")"};
   }
   if (f.ts_ms < now_ms - cfg.ingest.max_past_age_ms) {
-    return Rejection{reason::kStaleTimestamp, "ts " + *ts + " is " + std::to_string(now_ms - f.ts_ms) + " ms old (now " +
+    // In uint64: for a ts near INT64_MIN the age does not fit int64.
+    const uint64_t age_ms = static_cast<uint64_t>(now_ms) - static_cast<uint64_t>(f.ts_ms);
+    return Rejection{reason::kStaleTimestamp, "ts " + *ts + " is " + std::to_string(age_ms) + " ms old (now " +
                                                   FormatRfc3339Ms(now_ms) + ")"};
   }
   f.camera_id = *camera_id;

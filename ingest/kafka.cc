@@ -9,8 +9,11 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "ingest/kafka_internal.h"
 
@@ -51,8 +54,52 @@ void LogCallback(const rd_kafka_t* rk, int level, const char* fac, const char* b
   }
 }
 
+// The consumers' view of the cluster, for KafkaBrokersReachable(): tracked
+// handle -> whether it lost every broker. Updated from librdkafka callbacks
+// (on the thread polling that handle), read from any thread.
+class Links {
+ public:
+  void Track(const rd_kafka_t* rk) {
+    std::lock_guard<std::mutex> lock(mu_);
+    down_[rk] = false;
+  }
+  void Untrack(const rd_kafka_t* rk) {
+    std::lock_guard<std::mutex> lock(mu_);
+    down_.erase(rk);
+  }
+  // Only for tracked handles: others (offset queries, the broker) never report coming back.
+  void Set(const rd_kafka_t* rk, bool down) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = down_.find(rk);
+    if (it == down_.end() || it->second == down) return;
+    it->second = down;
+    if (down) {
+      spdlog::warn("kafka: {} lost every broker connection: not ready until one is back", rd_kafka_name(rk));
+    } else {
+      spdlog::info("kafka: {} is connected to a broker again", rd_kafka_name(rk));
+    }
+  }
+  bool AllUp() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [rk, down] : down_) {
+      if (down) return false;
+    }
+    return true;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<const rd_kafka_t*, bool> down_;
+};
+
+Links& TheLinks() {
+  static Links* links = new Links();  // never destroyed: callbacks may run during exit
+  return *links;
+}
+
 void ErrorCallback(rd_kafka_t* rk, int err, const char* reason, void* /*opaque*/) {
   const auto code = static_cast<rd_kafka_resp_err_t>(err);
+  if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) TheLinks().Set(rk, true);
   if (code == RD_KAFKA_RESP_ERR__FATAL) {
     char buf[512];
     rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
@@ -68,6 +115,29 @@ void InstallLogger(rd_kafka_conf_t* conf) {
   rd_kafka_conf_set_log_cb(conf, &LogCallback);
   rd_kafka_conf_set_error_cb(conf, &ErrorCallback);
 }
+
+namespace {
+
+// statistics.interval.ms: a broker in state UP means the handle reaches the cluster again.
+int StatsCallback(rd_kafka_t* rk, char* json, size_t json_len, void* /*opaque*/) {
+  const auto stats = nlohmann::json::parse(std::string_view(json, json_len), nullptr, false);
+  if (stats.is_object() && stats.contains("brokers") && stats["brokers"].is_object()) {
+    for (const auto& [name, b] : stats["brokers"].items()) {
+      if (b.is_object() && b.value("state", "") == "UP") {
+        TheLinks().Set(rk, false);
+        break;
+      }
+    }
+  }
+  return 0;  // librdkafka frees json
+}
+
+}  // namespace
+
+void TrackConnectivity(rd_kafka_conf_t* conf) { rd_kafka_conf_set_stats_cb(conf, &StatsCallback); }
+void TrackHandle(const rd_kafka_t* rk) { TheLinks().Track(rk); }
+void UntrackHandle(const rd_kafka_t* rk) { TheLinks().Untrack(rk); }
+void MarkReachable(const rd_kafka_t* rk) { TheLinks().Set(rk, false); }
 
 }  // namespace kafka_internal
 
@@ -169,18 +239,23 @@ class ConsumerImpl final : public KafkaConsumer {
             // partition per fetch, so 100 000 is reached at once). Memory
             // stays bounded by queued.max.messages.kbytes (64 MiB).
             {"queued.min.messages", "1000000"},
+            // Statistics once a second tell KafkaBrokersReachable() when a
+            // lost cluster is back (0 disables them: then only a fetched message does).
+            {"statistics.interval.ms", "1000"},
         },
         o.properties, {{"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}});
     if (!conf.ok()) return conf.status();
     rd_kafka_conf_set_opaque(*conf, this);
     rd_kafka_conf_set_rebalance_cb(*conf, &ConsumerImpl::RebalanceTrampoline);
     rd_kafka_conf_set_offset_commit_cb(*conf, &ConsumerImpl::CommitTrampoline);
+    kafka_internal::TrackConnectivity(*conf);
     char errstr[512];
     rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, *conf, errstr, sizeof errstr);
     if (!rk_) {
       rd_kafka_conf_destroy(*conf);
       return Status::InvalidArgument(std::string("consumer: rd_kafka_new: ") + errstr);
     }
+    kafka_internal::TrackHandle(rk_);
     // Error, log and commit events are served by consumer_poll.
     rd_kafka_poll_set_consumer(rk_);
     if (o.assign_all_partitions) return AssignAll(o.topics);
@@ -227,6 +302,7 @@ class ConsumerImpl final : public KafkaConsumer {
       rd_kafka_message_destroy(m);
       ++got;
     }
+    if (got > 0) kafka_internal::MarkReachable(rk_);
     return Status::Ok();
   }
 
@@ -265,10 +341,30 @@ class ConsumerImpl final : public KafkaConsumer {
     return out;
   }
 
+  Result<std::vector<PartitionOffset>> Committed(int timeout_ms) const override {
+    std::vector<PartitionOffset> out;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      out = assignment_;
+    }
+    if (out.empty() || !rk_) return out;
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(out.size()));
+    for (const auto& po : out) rd_kafka_topic_partition_list_add(list, po.topic.c_str(), po.partition);
+    const rd_kafka_resp_err_t e = rd_kafka_committed(rk_, list, timeout_ms);
+    for (int i = 0; i < list->cnt && !e; ++i) {
+      const int64_t o = list->elems[i].offset;
+      out[static_cast<size_t>(i)].next_offset = o >= 0 ? o : -1;
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e) return Status::Unavailable("kafka consumer: committed offsets: " + Err(e));
+    return out;
+  }
+
   void Close() override {
     if (!rk_) return;
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(rk_);
     if (e) spdlog::warn("kafka consumer: close: {}", Err(e));
+    kafka_internal::UntrackHandle(rk_);
     rd_kafka_destroy(rk_);
     rk_ = nullptr;
   }
@@ -347,7 +443,9 @@ class ConsumerImpl final : public KafkaConsumer {
   }
 
   void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
-    const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+    // NULL while the consumer is closing (its group left).
+    const char* protocol = rd_kafka_rebalance_protocol(rk);
+    const bool cooperative = protocol && std::string_view(protocol) == "COOPERATIVE";
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       for (int i = 0; i < partitions->cnt; ++i) {
         rd_kafka_topic_partition_t& p = partitions->elems[i];
@@ -582,6 +680,8 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const ProducerOptio
   CL_RETURN_IF_ERROR(p->Init(options));
   return std::unique_ptr<KafkaProducer>(std::move(p));
 }
+
+bool KafkaBrokersReachable() { return kafka_internal::TheLinks().AllUp(); }
 
 Result<int> PartitionCount(const std::string& bootstrap, const std::string& topic, int timeout_ms) {
   // Asks for every topic rather than this one: a Metadata request naming an

@@ -76,6 +76,9 @@ class KafkaConsumer {
   virtual Status Pause() = 0;
   virtual Status Resume() = 0;
   virtual std::vector<PartitionOffset> Assignment() const = 0;
+  // The group's offsets committed in Kafka for the current assignment
+  // (next_offset -1 where there is none).
+  virtual Result<std::vector<PartitionOffset>> Committed(int timeout_ms) const = 0;
   // Leaves the group cleanly.
   virtual void Close() = 0;
 };
@@ -106,6 +109,13 @@ class KafkaProducer {
   virtual Status Flush(int timeout_ms) = 0;
   virtual size_t InFlight() const = 0;
 };
+
+// Whether every KafkaConsumer of this process reaches the cluster: false
+// from librdkafka's ALL_BROKERS_DOWN on one of them until it is connected to
+// a broker again (its statistics, every statistics.interval.ms — 1 s unless
+// kafka.properties says otherwise — or a fetched message show it). True when
+// there is no consumer. For readiness (/readyz); any thread.
+bool KafkaBrokersReachable();
 
 // Number of partitions of topic as the cluster reports it.
 Result<int> PartitionCount(const std::string& bootstrap, const std::string& topic, int timeout_ms = 5000);

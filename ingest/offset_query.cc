@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "ingest/kafka.h"
 #include "ingest/kafka_internal.h"
 
 namespace cityloop::ingest {
@@ -49,6 +50,13 @@ Result<rd_kafka_conf_t*> MakeConf(const std::string& bootstrap, const std::strin
 }
 
 Result<Watermarks> QueryWatermarks(rd_kafka_t* rk, const std::string& topic, int32_t partition, int timeout_ms) {
+  // With every consumer of this process cut off from the cluster, the query
+  // would only wait out its timeout: the engine's lag gauges ask for every
+  // assigned partition in turn, which held its loop for seconds per
+  // partition during a broker outage (docs/RELIABILITY.md).
+  if (!KafkaBrokersReachable()) {
+    return Status::Unavailable("watermarks of " + Where(topic, partition) + ": the Kafka cluster is unreachable");
+  }
   Watermarks w;
   rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &w.low, &w.high, timeout_ms);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -3,6 +3,8 @@
 // tests, lag metrics), and which offsets a time corresponds to (replay from /
 // to a timestamp). Holds one librdkafka handle, plus a consumer handle made
 // on the first OffsetsForTime that has to read messages; one thread at a time.
+// Watermark queries fail at once (kUnavailable) while KafkaBrokersReachable()
+// says this process's consumers have lost the cluster (kafka.h).
 #pragma once
 
 #include <cstdint>

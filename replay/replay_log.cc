@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "replay/crc32c.h"
 #include "replay/text_file.h"
@@ -27,6 +28,36 @@ constexpr uint32_t kMaxPayload = 256u << 20;
 constexpr uint64_t kMarkEveryBytes = 1u << 20;
 constexpr const char* kManifest = "manifest.json";
 constexpr int kFormatVersion = 1;
+
+// A field of a JSON file read back from disk (manifest, segment header,
+// index), or fallback when it is missing or not of T's type or range: a
+// damaged file is damage to report, not an exception (json::value throws).
+template <typename T>
+T JsonField(const json& j, const char* key, T fallback) {
+  if (!j.is_object()) return fallback;
+  const auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  if constexpr (std::is_same_v<T, std::string>) {
+    return it->is_string() ? it->template get<std::string>() : fallback;
+  } else {
+    static_assert(std::is_integral_v<T>);
+    constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<T>::max());
+    if (it->is_number_unsigned()) {
+      const auto v = it->template get<uint64_t>();
+      return v <= kMax ? static_cast<T>(v) : fallback;
+    }
+    if (it->is_number_integer()) {
+      const auto v = it->template get<int64_t>();
+      const bool fits =
+          v < 0 ? v >= static_cast<int64_t>(std::numeric_limits<T>::min()) : static_cast<uint64_t>(v) <= kMax;
+      return fits ? static_cast<T>(v) : fallback;
+    }
+    return fallback;
+  }
+}
+
+// The offset after o; a damaged record or index may hold INT64_MAX.
+int64_t OffsetAfter(int64_t o) { return o < std::numeric_limits<int64_t>::max() ? o + 1 : o; }
 
 // ---- little-endian encoding ----
 
@@ -291,7 +322,8 @@ Result<size_t> CheckSegmentHeader(std::string_view data, const storage::TopicPar
     return Status::DataLoss("segment header: " + why);
   }
   json h = json::parse(payload, nullptr, false);
-  if (!h.is_object() || h.value("topic", "") != tp.topic || h.value("partition", -1) != tp.partition) {
+  if (!h.is_object() || JsonField<std::string>(h, "topic", "") != tp.topic ||
+      JsonField<int64_t>(h, "partition", -1) != tp.partition) {
     return Status::DataLoss("segment header names another stream: " + std::string(payload));
   }
   return next;
@@ -332,11 +364,12 @@ Result<json> ReadManifest(const std::string& dir) {
   auto text = ReadTextFile(dir + "/" + kManifest);
   if (!text.ok()) return text.status();
   json m = json::parse(*text, nullptr, false);
-  if (!m.is_object() || m.value("format", "") != "cityloop-replay-log") {
+  if (!m.is_object() || JsonField<std::string>(m, "format", "") != "cityloop-replay-log") {
     return Status::DataLoss(dir + "/" + kManifest + ": not a cityloop replay log manifest");
   }
-  if (m.value("version", 0) > kFormatVersion) {
-    return Status::FailedPrecondition(dir + ": log format version " + std::to_string(m.value("version", 0)) +
+  if (JsonField<int64_t>(m, "version", 0) > kFormatVersion) {
+    return Status::FailedPrecondition(dir + ": log format version " +
+                                      std::to_string(JsonField<int64_t>(m, "version", 0)) +
                                       " is newer than this build reads (" + std::to_string(kFormatVersion) + ")");
   }
   return m;
@@ -371,7 +404,7 @@ std::string LogProblem::ToString() const {
 Result<std::string> LogWriterOf(const std::string& dir) {
   auto m = ReadManifest(dir);
   if (!m.ok()) return m.status();
-  return m->value("writer", "");
+  return JsonField<std::string>(*m, "writer", "");
 }
 
 bool TimeOrderBefore(const LogRecord& a, const LogRecord& b) {
@@ -436,8 +469,8 @@ Result<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir, const
   if (fs::exists(dir + "/" + kManifest)) {
     auto m = ReadManifest(dir);
     if (!m.ok()) return m.status();
-    if (m->value("writer", "") != options.writer) {
-      return Status::FailedPrecondition(dir + " holds a log written by '" + m->value("writer", "") +
+    if (JsonField<std::string>(*m, "writer", "") != options.writer) {
+      return Status::FailedPrecondition(dir + " holds a log written by '" + JsonField<std::string>(*m, "writer", "") +
                                         "'; record into a new directory");
     }
   } else {
@@ -480,7 +513,7 @@ Result<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir, const
       auto idx = ReadTextFile(s->dir + "/" + SegmentName(n, "idx"));
       if (!idx.ok()) continue;
       json j = json::parse(*idx, nullptr, false);
-      if (j.is_object()) w->next_seq_ = std::max<uint64_t>(w->next_seq_, j.value("last_seq", uint64_t{0}) + 1);
+      if (j.is_object()) w->next_seq_ = std::max<uint64_t>(w->next_seq_, JsonField<uint64_t>(j, "last_seq", 0) + 1);
     }
     mapped->reset();
     if (!first.ok()) {
@@ -492,14 +525,14 @@ Result<std::unique_ptr<LogWriter>> LogWriter::Open(const std::string& dir, const
     }
     if (valid_end < fs::file_size(path)) fs::resize_file(path, valid_end);
     stats.bytes = valid_end;
-    if (stats.records > 0) s->next_offset = stats.last_offset + 1;
+    if (stats.records > 0) s->next_offset = OffsetAfter(stats.last_offset);
     else if (!numbers.empty()) {
       // The newest segment was empty: the stream's offsets are in the previous index.
       for (auto it = numbers.rbegin(); it != numbers.rend(); ++it) {
         auto idx = ReadTextFile(s->dir + "/" + SegmentName(*it, "idx"));
         json j = idx.ok() ? json::parse(*idx, nullptr, false) : json();
-        if (j.is_object() && j.value("records", 0) > 0) {
-          s->next_offset = j.value("last_offset", int64_t{-1}) + 1;
+        if (j.is_object() && JsonField<int64_t>(j, "records", 0) > 0) {
+          s->next_offset = OffsetAfter(JsonField<int64_t>(j, "last_offset", -1));
           break;
         }
       }
@@ -639,14 +672,17 @@ class LogReader::StreamReader {
       const uint64_t size = fs::file_size(dir_ + "/" + SegmentName(s.number, "seg"), ec);
       bytes += ec ? 0 : size;
       if (s.index.is_object()) {
-        indexed_records += s.index.value("records", uint64_t{0});
-        indexed_bytes += s.index.value("bytes", uint64_t{0});
+        indexed_records += JsonField<uint64_t>(s.index, "records", 0);
+        indexed_bytes += JsonField<uint64_t>(s.index, "bytes", 0);
       } else {
         unindexed.push_back(ec ? 0 : size);
       }
     }
     records = indexed_records;
-    const double per_record = indexed_records ? double(indexed_bytes) / double(indexed_records) : 200.0;
+    // A record takes more than a byte; an index saying otherwise is damaged
+    // (and a tiny divisor would overflow the estimate's conversion).
+    const double per_record =
+        indexed_records && indexed_bytes >= indexed_records ? double(indexed_bytes) / double(indexed_records) : 200.0;
     for (uint64_t b : unindexed) records += static_cast<uint64_t>(double(b) / per_record);
     return {records, bytes};
   }
@@ -693,8 +729,9 @@ class LogReader::StreamReader {
 
   // Whether the index says a segment holds nothing in [from_ms, to_ms).
   bool OutsideRange(const Segment& s) const {
-    if (!s.index.is_object() || s.index.value("records", 0) == 0) return false;
-    return s.index.value("max_ts", int64_t{0}) < options_.from_ms || s.index.value("min_ts", int64_t{0}) >= options_.to_ms;
+    if (!s.index.is_object() || JsonField<int64_t>(s.index, "records", 0) == 0) return false;
+    return JsonField<int64_t>(s.index, "max_ts", 0) < options_.from_ms ||
+           JsonField<int64_t>(s.index, "min_ts", 0) >= options_.to_ms;
   }
 
   // The first frame at or after which records may reach from_ms.
@@ -702,7 +739,7 @@ class LogReader::StreamReader {
     if (!s.index.is_object() || options_.from_ms == std::numeric_limits<int64_t>::min()) return first;
     size_t pos = first;
     for (const json& m : s.index.value("marks", json::array())) {
-      if (!m.is_array() || m.size() != 2) break;
+      if (!m.is_array() || m.size() != 2 || !m[0].is_number_integer() || !m[1].is_number_integer()) break;
       if (m[1].get<int64_t>() >= options_.from_ms) break;
       pos = std::max(pos, m[0].get<size_t>());
     }
@@ -782,7 +819,7 @@ Result<std::unique_ptr<LogReader>> LogReader::Open(const std::string& dir, const
   if (!manifest.ok()) return manifest.status();
   std::unique_ptr<LogReader> r(new LogReader);
   r->options_ = options;
-  r->info_.writer = manifest->value("writer", "");
+  r->info_.writer = JsonField<std::string>(*manifest, "writer", "");
   for (const storage::TopicPartition& tp : ListStreams(dir)) {
     const bool clock = tp.topic == kClockStream;
     if (clock) r->info_.has_clock = true;

@@ -8,6 +8,8 @@ PACKAGES=(
   librdkafka-dev librocksdb-dev libsimdjson-dev nlohmann-json3-dev
   libyaml-cpp-dev libcli11-dev libboost-dev libspdlog-dev libfmt-dev libssl-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev kcat
+  # make fuzz: clang and its runtimes (libFuzzer, ASan, UBSan).
+  clang libclang-rt-14-dev
   # OpenCV 4.6, only the modules detect/camera/ uses (the libopencv-dev
   # meta-package would pull in VTK, Qt and FFmpeg for nothing).
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev

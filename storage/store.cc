@@ -317,6 +317,21 @@ struct Store::Impl {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // every open CF, ours and any unknown ones
   rocksdb::ColumnFamilyHandle* cf[kCfCount] = {};
   int schema_version = 0;
+  Store::ChangeListener listener;
+  uint64_t change_seq = 0;
+
+  // Writes batch (numbered, with a listener) and tells the listener.
+  rocksdb::Status WriteAndTell(rocksdb::WriteBatch* batch) {
+    if (!listener) return db->Write(WriteOpts(), batch);
+    const std::string seq = std::to_string(change_seq + 1);
+    rocksdb::Status s = batch->Put(cf[kCfMeta], ToSlice(Store::kChangeSeqKey), seq);
+    if (s.ok()) s = db->Write(WriteOpts(), batch);
+    if (!s.ok()) return s;
+    ++change_seq;
+    listener(change_seq, EncodeChangeSet(*batch));
+    return s;
+  }
+  std::string EncodeChangeSet(const rocksdb::WriteBatch& batch) const;
 
   ~Impl() {
     if (!db) return;
@@ -402,6 +417,154 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::string& name, const std::share
 }
 
 }  // namespace
+
+// Change sets: a sequence of ops, each
+//   u8 op (kChangePut, kChangeDelete, kChangeDeleteRange), u8 column family
+//   (its index in kCfNames), then two length-prefixed strings (varint32
+//   length): key and value, or begin and end for a range; a delete has an
+//   empty value.
+namespace {
+
+enum ChangeOp : uint8_t { kChangePut = 1, kChangeDelete = 2, kChangeDeleteRange = 3 };
+
+void PutVarint32(std::string* out, uint32_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+bool GetVarint32(std::string_view* in, uint32_t* v) {
+  *v = 0;
+  for (int shift = 0; shift <= 28 && !in->empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    *v |= static_cast<uint32_t>(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return true;
+  }
+  return false;
+}
+
+void PutChange(std::string* out, ChangeOp op, size_t cf, const rocksdb::Slice& a, const rocksdb::Slice& b) {
+  out->push_back(static_cast<char>(op));
+  out->push_back(static_cast<char>(cf));
+  PutVarint32(out, static_cast<uint32_t>(a.size()));
+  out->append(a.data(), a.size());
+  PutVarint32(out, static_cast<uint32_t>(b.size()));
+  out->append(b.data(), b.size());
+}
+
+// Re-encodes a WriteBatch with our column family indexes.
+class ChangeEncoder : public rocksdb::WriteBatch::Handler {
+ public:
+  ChangeEncoder(std::string* out, std::map<uint32_t, size_t> cf_of_id) : out_(out), cf_of_id_(std::move(cf_of_id)) {}
+  rocksdb::Status PutCF(uint32_t id, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+    return Add(kChangePut, id, key, value);
+  }
+  rocksdb::Status DeleteCF(uint32_t id, const rocksdb::Slice& key) override {
+    return Add(kChangeDelete, id, key, rocksdb::Slice());
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t id, const rocksdb::Slice& key) override {
+    return Add(kChangeDelete, id, key, rocksdb::Slice());
+  }
+  rocksdb::Status DeleteRangeCF(uint32_t id, const rocksdb::Slice& begin, const rocksdb::Slice& end) override {
+    return Add(kChangeDeleteRange, id, begin, end);
+  }
+
+ private:
+  rocksdb::Status Add(ChangeOp op, uint32_t id, const rocksdb::Slice& a, const rocksdb::Slice& b) {
+    auto it = cf_of_id_.find(id);
+    if (it == cf_of_id_.end()) return rocksdb::Status::InvalidArgument("a write to a column family cityloop does not know");
+    PutChange(out_, op, it->second, a, b);
+    return rocksdb::Status::OK();
+  }
+  std::string* out_;
+  std::map<uint32_t, size_t> cf_of_id_;
+};
+
+}  // namespace
+
+std::string Store::Impl::EncodeChangeSet(const rocksdb::WriteBatch& batch) const {
+  std::map<uint32_t, size_t> cf_of_id;
+  for (size_t c = 0; c < kCfCount; ++c) cf_of_id[cf[c]->GetID()] = c;
+  std::string out;
+  ChangeEncoder encoder(&out, std::move(cf_of_id));
+  rocksdb::Status s = batch.Iterate(&encoder);
+  if (!s.ok()) spdlog::error("store {}: encoding a change set: {}", path, s.ToString());
+  return out;
+}
+
+Status Store::SetChangeListener(ChangeListener listener) {
+  auto stored = impl_->Get(kCfMeta, kChangeSeqKey);
+  if (!stored.ok()) return stored.status();
+  impl_->change_seq = 0;
+  if (*stored) {
+    auto v = ParseInt64(**stored);
+    if (!v || *v < 0) return Status::DataLoss("store " + impl_->path + ": unreadable " + std::string(kChangeSeqKey));
+    impl_->change_seq = static_cast<uint64_t>(*v);
+  }
+  impl_->listener = std::move(listener);
+  return Status::Ok();
+}
+
+uint64_t Store::change_seq() const {
+  if (impl_->listener) return impl_->change_seq;
+  auto stored = impl_->Get(kCfMeta, kChangeSeqKey);
+  if (!stored.ok() || !*stored) return 0;
+  auto v = ParseInt64(**stored);
+  return v && *v > 0 ? static_cast<uint64_t>(*v) : 0;
+}
+
+Status Store::ApplyChangeSet(std::string_view change_set) {
+  rocksdb::WriteBatch batch;
+  std::string_view in = change_set;
+  while (!in.empty()) {
+    if (in.size() < 2) return Status::DataLoss("change set: truncated op");
+    const auto op = static_cast<uint8_t>(in[0]);
+    const auto c = static_cast<uint8_t>(in[1]);
+    in.remove_prefix(2);
+    if (c >= kCfCount) return Status::DataLoss("change set: unknown column family " + std::to_string(c));
+    std::string_view parts[2];
+    for (auto& part : parts) {
+      uint32_t n = 0;
+      if (!GetVarint32(&in, &n) || n > in.size()) return Status::DataLoss("change set: truncated string");
+      part = in.substr(0, n);
+      in.remove_prefix(n);
+    }
+    rocksdb::Status s;
+    if (op == kChangePut) s = batch.Put(impl_->cf[c], ToSlice(parts[0]), ToSlice(parts[1]));
+    else if (op == kChangeDelete) s = batch.Delete(impl_->cf[c], ToSlice(parts[0]));
+    else if (op == kChangeDeleteRange) s = batch.DeleteRange(impl_->cf[c], ToSlice(parts[0]), ToSlice(parts[1]));
+    else return Status::DataLoss("change set: unknown op " + std::to_string(op));
+    if (!s.ok()) return FromRocks(s, "change set");
+  }
+  return FromRocks(impl_->db->Write(impl_->WriteOpts(), &batch), "apply change set to " + impl_->path);
+}
+
+Status Store::ExportChangeSets(size_t chunk_bytes,
+                               const std::function<Status(std::string_view change_set)>& fn) const {
+  const rocksdb::Snapshot* snapshot = impl_->db->GetSnapshot();
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  Status result;
+  std::string chunk;
+  for (size_t c = 0; c < kCfCount && result.ok(); ++c) {
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf[c]));
+    for (it->SeekToFirst(); it->Valid() && result.ok(); it->Next()) {
+      if (c == kCfMeta && it->key().ToStringView() == kSchemaVersionKey) continue;  // each store has its own
+      PutChange(&chunk, kChangePut, c, it->key(), it->value());
+      if (chunk.size() >= chunk_bytes) {
+        result = fn(chunk);
+        chunk.clear();
+      }
+    }
+    if (result.ok() && !it->status().ok()) result = FromRocks(it->status(), std::string("export ") + kCfNames[c]);
+  }
+  if (result.ok() && !chunk.empty()) result = fn(chunk);
+  impl_->db->ReleaseSnapshot(snapshot);
+  return result;
+}
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
@@ -493,7 +656,7 @@ Status Store::Write(WriteBatch&& batch) {
   if (!batch.rep_) return Status::InvalidArgument("write of a moved-from batch");
   if (batch.rep_->owner != impl_.get()) return Status::InvalidArgument("batch was made by another store");
   if (batch.rep_->batch.Count() == 0) return Status::Ok();
-  rocksdb::Status s = impl_->db->Write(impl_->WriteOpts(), &batch.rep_->batch);
+  rocksdb::Status s = impl_->WriteAndTell(&batch.rep_->batch);
   batch.rep_.reset();
   return FromRocks(s, "write batch to " + impl_->path);
 }
@@ -581,7 +744,7 @@ Status Store::DeleteOutbox(const std::vector<uint64_t>& seqs) {
     rocksdb::Status s = batch.Delete(impl_->cf[kCfOutbox], OutboxKey(seq));
     if (!s.ok()) return FromRocks(s, "delete outbox");
   }
-  return FromRocks(impl_->db->Write(impl_->WriteOpts(), &batch), "delete outbox in " + impl_->path);
+  return FromRocks(impl_->WriteAndTell(&batch), "delete outbox in " + impl_->path);
 }
 
 std::optional<int64_t> Store::GetOffset(const TopicPartition& tp) const {

@@ -118,6 +118,24 @@ class Store {
   Status ForEachSnapshot(std::string_view prefix,
                          const std::function<bool(std::string_view id, std::string_view jpeg)>& fn) const;
   Result<std::optional<std::string>> GetMeta(std::string_view key) const;
+
+  // Replication (a shard's changelog). A change set is a self-contained
+  // encoding of one write: its puts, deletes and range deletes, column
+  // families by name, so it applies to any store of this schema.
+  // Once a listener is set, every write (Write and DeleteOutbox) also puts
+  // meta[kChangeSeqKey] = its number (1, 2, ... continuing what is stored),
+  // and after it succeeds the listener gets the number and the change set,
+  // on the writing thread.
+  static constexpr std::string_view kChangeSeqKey = "change_seq";
+  using ChangeListener = std::function<void(uint64_t seq, std::string_view change_set)>;
+  Status SetChangeListener(ChangeListener listener);
+  uint64_t change_seq() const;  // of the last write (0: none numbered yet)
+  // Applies a change set from another store, atomically (not passed to the listener).
+  Status ApplyChangeSet(std::string_view change_set);
+  // The whole store (every column family but meta's schema_version) as
+  // change sets of about chunk_bytes each, from one consistent snapshot.
+  Status ExportChangeSets(size_t chunk_bytes, const std::function<Status(std::string_view change_set)>& fn) const;
+
   int schema_version() const;
   const std::string& path() const;
 

@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
   b->add_option("--bootstrap-file", broker.bootstrap_file, "Also write the bootstrap address to this file");
   b->add_option("--config", broker.config, "Config whose topics and partition counts to create");
   b->add_option("--partitions", broker.partitions, "Partitions per topic (default: the config's kafka.partitions)");
+  b->add_flag("--control", broker.control, "Read fault commands from stdin (see below)");
+  b->footer(kBrokerControlHelp);
 
   RunArgs run;
   auto* r = app.add_subcommand("run", "The streaming service");

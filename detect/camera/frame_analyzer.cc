@@ -561,6 +561,14 @@ FrameResult CameraAnalyzer::Impl::Analyze(std::string_view jpeg, int64_t ts, std
   if (!JpegDimensions(jpeg, &width, &height)) {
     return {FrameOutcome::kRejected, "corrupt_jpeg", "not a JPEG: no SOI or frame header"};
   }
+  // A header of a few hundred bytes can claim 65535 x 65535 pixels; decoded
+  // (libjpeg fills what is missing) that would be gigabytes of models.
+  constexpr int kMaxSide = 8192;
+  if (width > kMaxSide || height > kMaxSide) {
+    return {FrameOutcome::kRejected, "oversized",
+            "frame of " + std::to_string(width) + " x " + std::to_string(height) + " pixels, more than " +
+                std::to_string(kMaxSide) + " on a side"};
+  }
   size_t end = jpeg.size();
   while (end > 2 && jpeg[end - 1] == '\0') --end;  // some encoders pad
   if (end < 2 || static_cast<uint8_t>(jpeg[end - 2]) != 0xFF || static_cast<uint8_t>(jpeg[end - 1]) != 0xD9) {

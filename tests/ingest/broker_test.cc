@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -178,6 +180,69 @@ TEST(EmbeddedBroker, DropsOldestDataBeyondFiveMiBPerPartition) {
   EXPECT_EQ(std::stoll(offsets.back()), n - 1);
   // What is left fits in 5 MiB (plus the newest batch).
   EXPECT_LE(offsets.size() * value.size(), size_t{5} * 1024 * 1024 + value.size());
+}
+
+// Fault injection: a broker taken down makes every consumer of the process
+// report the cluster unreachable (KafkaBrokersReachable, what /readyz uses)
+// until it is back; pushed request errors fail the next requests in order.
+TEST(EmbeddedBroker, ABrokerSetDownIsUnreachableUntilSetUp) {
+  BrokerOptions o;
+  o.topics = {{"t.faults", 1}};
+  auto broker = StartBroker(o);
+  ASSERT_TRUE(broker);
+  ConsumerOptions co;
+  co.bootstrap = broker->bootstrap();
+  co.topics = {"t.faults"};
+  co.assign_all_partitions = true;
+  auto consumer = KafkaConsumer::Create(co, [](const std::string&, int32_t) { return std::optional<int64_t>(0); });
+  ASSERT_TRUE(consumer.ok()) << consumer.status().ToString();
+  std::vector<Message> batch;
+  auto poll = [&] {
+    EXPECT_TRUE((*consumer)->Poll(10, 50, &batch).ok());
+  };
+  EXPECT_TRUE(KafkaBrokersReachable());
+  ASSERT_TRUE(broker->SetBrokerDown(1, true).ok());
+  EXPECT_TRUE(cityloop::testing::WaitFor([&] {
+    poll();
+    return !KafkaBrokersReachable();
+  }, std::chrono::seconds(30))) << "still reachable with the broker down";
+  ASSERT_TRUE(broker->SetBrokerDown(1, false).ok());
+  EXPECT_TRUE(cityloop::testing::WaitFor([&] {
+    poll();
+    return KafkaBrokersReachable();
+  }, std::chrono::seconds(30))) << "unreachable after the broker came back";
+  EXPECT_FALSE(broker->SetBrokerDown(7, true).ok()) << "there is no broker 7";
+  (*consumer)->Close();
+  EXPECT_TRUE(KafkaBrokersReachable()) << "a closed consumer still counts";
+}
+
+TEST(EmbeddedBroker, PushedProduceErrorsFailDeliveriesInOrder) {
+  BrokerOptions o;
+  o.topics = {{"t.errors", 1}};
+  auto broker = StartBroker(o);
+  ASSERT_TRUE(broker);
+  auto invalid = KafkaErrorCode("INVALID_RECORD");
+  ASSERT_TRUE(invalid.ok());
+  EXPECT_EQ(*invalid, 87);
+  EXPECT_EQ(*KafkaErrorCode("2"), 2);
+  EXPECT_FALSE(KafkaErrorCode("NO_SUCH_ERROR").ok());
+  EXPECT_EQ(*KafkaApiKey("Produce"), 0);
+  EXPECT_EQ(*KafkaApiKey("3"), 3);
+  EXPECT_FALSE(KafkaApiKey("Frobnicate").ok());
+  ASSERT_TRUE(broker->PushRequestErrors(*KafkaApiKey("Produce"), {*invalid}).ok());
+  std::vector<Status> results;
+  ProducerOptions po;
+  po.bootstrap = broker->bootstrap();
+  auto producer = KafkaProducer::Create(po, [&](uint64_t, const Status& st) { results.push_back(st); });
+  ASSERT_TRUE(producer.ok());
+  ASSERT_TRUE((*producer)->Produce("t.errors", "k", "first").ok());
+  ASSERT_TRUE((*producer)->Flush(10000).ok());
+  ASSERT_TRUE((*producer)->Produce("t.errors", "k", "second").ok());
+  ASSERT_TRUE((*producer)->Flush(10000).ok());
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_FALSE(results[0].ok()) << "the pushed error did not fail the first produce";
+  EXPECT_NE(results[0].message().find("INVALID_RECORD"), std::string::npos) << results[0].ToString();
+  EXPECT_TRUE(results[1].ok()) << results[1].ToString();
 }
 
 }  // namespace

@@ -62,11 +62,14 @@ void WriteFile(const std::string& path, const std::string& text) {
 }
 
 ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log_path,
-                           const std::vector<std::string>& env)
+                           const std::vector<std::string>& env, bool pipe_stdin)
     : log_path_(log_path) {
+  int in[2] = {-1, -1};
+  if (pipe_stdin && pipe2(in, O_CLOEXEC) != 0) in[0] = in[1] = -1;
   pid_ = fork();
   if (pid_ == 0) {
     setpgid(0, 0);
+    if (in[0] >= 0) dup2(in[0], 0);
     for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
     int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
@@ -79,6 +82,8 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::stri
     execv(args[0], args.data());
     _exit(127);
   }
+  if (in[0] >= 0) close(in[0]);
+  stdin_fd_ = in[1];
 }
 
 ChildProcess::~ChildProcess() {
@@ -86,6 +91,22 @@ ChildProcess::~ChildProcess() {
     Kill(SIGKILL);
     Wait(std::chrono::seconds(10));
   }
+  if (stdin_fd_ >= 0) close(stdin_fd_);
+}
+
+bool ChildProcess::WriteStdin(const std::string& text) {
+  if (stdin_fd_ < 0) return false;
+  static const bool kNoSigpipe = [] {  // a dead child fails the write instead of killing the test
+    signal(SIGPIPE, SIG_IGN);
+    return true;
+  }();
+  (void)kNoSigpipe;
+  for (size_t done = 0; done < text.size();) {
+    const ssize_t n = write(stdin_fd_, text.data() + done, text.size() - done);
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
 }
 
 bool ChildProcess::Running() {

@@ -36,9 +36,10 @@ void WriteFile(const std::string& path, const std::string& text);
 // A child process with stdout+stderr to a log file.
 class ChildProcess {
  public:
-  // env: extra "NAME=value" entries for the child.
+  // env: extra "NAME=value" entries for the child. pipe_stdin: the child's
+  // stdin is a pipe fed by WriteStdin (closed when this object dies).
   ChildProcess(const std::vector<std::string>& argv, const std::string& log_path,
-               const std::vector<std::string>& env = {});
+               const std::vector<std::string>& env = {}, bool pipe_stdin = false);
   ~ChildProcess();  // SIGKILLs if still running
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
@@ -48,9 +49,12 @@ class ChildProcess {
   // Waits for exit; returns the exit code, or 128+signal. -1 on timeout.
   int Wait(std::chrono::milliseconds deadline = std::chrono::seconds(60));
   const std::string& log_path() const { return log_path_; }
+  // Writes text to the child's stdin (pipe_stdin); false if it cannot.
+  bool WriteStdin(const std::string& text);
 
  private:
   int pid_ = -1;
+  int stdin_fd_ = -1;
   int status_ = -1;
   bool exited_ = false;
   std::string log_path_;
