@@ -117,27 +117,24 @@ Status ConsoleBackend::ForEachCase(const std::string& after_id, const std::funct
   }
 }
 
-Result<std::shared_ptr<const storage::Store>> ConsoleBackend::StoreOfCase(const std::string& id) const {
+Result<std::shared_ptr<const storage::Store>> ConsoleBackend::StoreOfCase(const std::string& id,
+                                                                          std::string* text) const {
   for (auto& store : engine_.stores()) {
-    auto text = store->GetCase(id);
-    if (!text.ok()) return text.status();
-    if (*text) return store;
+    auto found = store->GetCase(id);
+    if (!found.ok()) return found.status();
+    if (!*found) continue;
+    if (text) *text = std::move(**found);
+    return store;
   }
   return std::shared_ptr<const storage::Store>();
 }
 
 Result<std::optional<json>> ConsoleBackend::GetCase(const std::string& id) const {
-  std::optional<std::string> text;
-  for (const auto& store : engine_.stores()) {
-    auto found = store->GetCase(id);
-    if (!found.ok()) return found.status();
-    if (*found) {
-      text = std::move(*found);
-      break;
-    }
-  }
-  if (!text) return std::optional<json>();
-  auto c = ParseCaseJson(*text);
+  std::string text;
+  auto store = StoreOfCase(id, &text);
+  if (!store.ok()) return store.status();
+  if (!*store) return std::optional<json>();
+  auto c = ParseCaseJson(text);
   if (!c.ok()) return Status::DataLoss("case " + id + ": " + c.status().message());
   return std::optional<json>(CaseToJson(*c, /*with_signals=*/true));
 }

@@ -47,8 +47,8 @@ class ConsoleBackend final : public console::Backend {
 
  private:
   ConsoleBackend(std::shared_ptr<const CityModel> city, const Engine& engine, console::EventHub& hub);
-  // The store holding case id (null when none does).
-  Result<std::shared_ptr<const storage::Store>> StoreOfCase(const std::string& id) const;
+  // The store holding case id (null when none does), and the case's JSON into text.
+  Result<std::shared_ptr<const storage::Store>> StoreOfCase(const std::string& id, std::string* text = nullptr) const;
 
   std::shared_ptr<const CityModel> city_;
   const Engine& engine_;

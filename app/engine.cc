@@ -69,15 +69,10 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
   CL_RETURN_IF_ERROR(e->pipeline_->Restore());
   if (!options.record_dir.empty()) CL_RETURN_IF_ERROR(e->OpenRecording());
 
-  ingest::ProducerOptions po;
-  po.bootstrap = bootstrap;
-  po.client_id = cfg.kafka.client_id + "-outbox";
-  po.linger_ms = 1;
-  po.properties = cfg.kafka.properties;
-  auto publisher = OutboxPublisher::Create(po, e->store_.get(), metrics);
+  auto publisher =
+      OutboxPublisher::Open(cfg.kafka, bootstrap, cfg.kafka.client_id + "-outbox", e->store_.get(), metrics);
   if (!publisher.ok()) return publisher.status();
   e->publisher_ = std::move(publisher).value();
-  CL_RETURN_IF_ERROR(e->publisher_->RepublishPending());
 
   ingest::ConsumerOptions co;
   co.bootstrap = bootstrap;

@@ -14,6 +14,21 @@ OutboxPublisher::OutboxPublisher(storage::Store* store, MetricsRegistry* metrics
   pending_ = &metrics->GetGauge("cityloop_outbox_pending", "Outbox records not yet acknowledged by Kafka");
 }
 
+Result<std::unique_ptr<OutboxPublisher>> OutboxPublisher::Open(const KafkaOptions& kafka,
+                                                               const std::string& bootstrap,
+                                                               const std::string& client_id, storage::Store* store,
+                                                               MetricsRegistry* metrics) {
+  ingest::ProducerOptions po;
+  po.bootstrap = bootstrap;
+  po.client_id = client_id;
+  po.linger_ms = 1;
+  po.properties = kafka.properties;
+  auto publisher = Create(po, store, metrics);
+  if (!publisher.ok()) return publisher.status();
+  CL_RETURN_IF_ERROR((*publisher)->RepublishPending());
+  return publisher;
+}
+
 Result<std::unique_ptr<OutboxPublisher>> OutboxPublisher::Create(const ingest::ProducerOptions& options,
                                                                  storage::Store* store, MetricsRegistry* metrics) {
   std::unique_ptr<OutboxPublisher> p(new OutboxPublisher(store, metrics));

@@ -18,6 +18,7 @@
 #include <set>
 #include <vector>
 
+#include "core/config.h"
 #include "core/metrics.h"
 #include "ingest/kafka.h"
 #include "storage/store.h"
@@ -28,6 +29,12 @@ class OutboxPublisher {
  public:
   static Result<std::unique_ptr<OutboxPublisher>> Create(const ingest::ProducerOptions& options,
                                                          storage::Store* store, MetricsRegistry* metrics);
+  // The publisher of store's outbox with the engine's producer settings
+  // (client id `client_id`, 1 ms linger: dispatch latency matters more than
+  // batching), having produced what an earlier run left in it.
+  static Result<std::unique_ptr<OutboxPublisher>> Open(const KafkaOptions& kafka, const std::string& bootstrap,
+                                                       const std::string& client_id, storage::Store* store,
+                                                       MetricsRegistry* metrics);
   // Produces everything still in the store's outbox (left by an earlier run).
   Status RepublishPending();
   Status Publish(std::vector<storage::OutboxRecord>&& records);

@@ -32,13 +32,11 @@ std::string HeaderStr(const ingest::Message& m, const std::string& name) {
 }
 
 // Reads partition of topic from offset `from` up to (not including) `to`.
-Status ReadRange(const std::string& bootstrap, const std::map<std::string, std::string>& properties,
-                 const std::string& topic, int32_t partition, int64_t from, int64_t to,
-                 const std::function<Status(const ingest::Message&)>& fn) {
+Status ReadRange(ingest::OffsetQuery& query, const std::string& bootstrap,
+                 const std::map<std::string, std::string>& properties, const std::string& topic, int32_t partition,
+                 int64_t from, int64_t to, const std::function<Status(const ingest::Message&)>& fn) {
   if (from >= to) return Status::Ok();
-  auto query = ingest::OffsetQuery::Create(bootstrap, properties);
-  if (!query.ok()) return query.status();
-  auto highs = (*query)->HighWatermarks(topic, kTimeoutMs);
+  auto highs = query.HighWatermarks(topic, kTimeoutMs);
   if (!highs.ok()) return highs.status();
   ingest::ConsumerOptions co;
   co.bootstrap = bootstrap;
@@ -73,7 +71,7 @@ Status ReadRange(const std::string& bootstrap, const std::map<std::string, std::
 }
 
 // Rebuilds the (empty) store at path from the snapshot at tail.base and the changes of its epoch.
-Result<std::shared_ptr<storage::Store>> Restore(const std::string& bootstrap,
+Result<std::shared_ptr<storage::Store>> Restore(ingest::OffsetQuery& query, const std::string& bootstrap,
                                                 const std::map<std::string, std::string>& properties,
                                                 const std::string& topic, int32_t partition,
                                                 const ChangelogTail& tail,
@@ -86,7 +84,7 @@ Result<std::shared_ptr<storage::Store>> Restore(const std::string& bootstrap,
     const std::string where = made++ == 0 ? path : path + ".scratch-" + std::to_string(made);
     return OpenFresh(where, options, /*remove_when_closed=*/where != path);
   });
-  CL_RETURN_IF_ERROR(ReadRange(bootstrap, properties, topic, partition, tail.base, tail.high,
+  CL_RETURN_IF_ERROR(ReadRange(query, bootstrap, properties, topic, partition, tail.base, tail.high,
                                [&](const ingest::Message& m) { return follower.Apply(m); }));
   if (!follower.current()) {
     return Status::DataLoss(topic + "/" + std::to_string(partition) + ": the snapshot at offset " +
@@ -108,17 +106,15 @@ uint64_t StoredEpoch(const storage::Store& store) {
 
 }  // namespace
 
-Result<ChangelogTail> ReadChangelogTail(const std::string& bootstrap,
+Result<ChangelogTail> ReadChangelogTail(ingest::OffsetQuery& query, const std::string& bootstrap,
                                         const std::map<std::string, std::string>& properties,
                                         const std::string& topic, int32_t partition) {
-  auto query = ingest::OffsetQuery::Create(bootstrap, properties);
-  if (!query.ok()) return query.status();
   ChangelogTail t;
-  auto high = (*query)->HighWatermark(topic, partition, kTimeoutMs);
+  auto high = query.HighWatermark(topic, partition, kTimeoutMs);
   if (!high.ok()) return high.status();
   t.high = *high;
   if (t.high == 0) return t;
-  CL_RETURN_IF_ERROR(ReadRange(bootstrap, properties, topic, partition, t.high - 1, t.high,
+  CL_RETURN_IF_ERROR(ReadRange(query, bootstrap, properties, topic, partition, t.high - 1, t.high,
                                [&](const ingest::Message& m) {
                                  t.epoch = HeaderInt(m, "x-cl-epoch", 0);
                                  t.seq = HeaderInt(m, "x-cl-seq", 0);
@@ -213,7 +209,9 @@ Result<ShardChangelog::Opened> ShardChangelog::Open(std::shared_ptr<const CityMo
                                                     MetricsRegistry* metrics) {
   const Config& cfg = city->config();
   const std::string& topic = cfg.kafka.topics.changelog;
-  auto tail = ReadChangelogTail(bootstrap, cfg.kafka.properties, topic, partition);
+  auto query = ingest::OffsetQuery::Create(bootstrap, cfg.kafka.properties);
+  if (!query.ok()) return query.status();
+  auto tail = ReadChangelogTail(**query, bootstrap, cfg.kafka.properties, topic, partition);
   if (!tail.ok()) return tail.status();
   Opened out;
   std::error_code ec;
@@ -233,13 +231,13 @@ Result<ShardChangelog::Opened> ShardChangelog::Open(std::shared_ptr<const CityMo
       return Status::DataLoss(topic + "/" + std::to_string(partition) + ": the last record names no snapshot");
     }
     local->reset();
-    auto restored = Restore(bootstrap, cfg.kafka.properties, topic, partition, *tail, path, options, &epoch);
+    auto restored = Restore(**query, bootstrap, cfg.kafka.properties, topic, partition, *tail, path, options, &epoch);
     if (!restored.ok()) return restored.status();
     out.store = std::move(restored).value();
     out.restored = true;
   }
   std::unique_ptr<ShardChangelog> log(new ShardChangelog(city, partition, metrics));
-  log->bootstrap_ = bootstrap;
+  log->query_ = std::move(query).value();
   log->base_ = tail->base;
   log->epoch_ = std::max<uint64_t>(epoch, static_cast<uint64_t>(std::max<int64_t>(tail->epoch, 0))) + 1;
   ingest::ProducerOptions po;
@@ -293,9 +291,7 @@ void ShardChangelog::OnChange(uint64_t seq, std::string_view change_set) {
 Status ShardChangelog::Snapshot() {
   // Everything before must be in the topic: the begin record's offset is then its end.
   CL_RETURN_IF_ERROR(Flush(kTimeoutMs));
-  auto query = ingest::OffsetQuery::Create(bootstrap_, city_->config().kafka.properties);
-  if (!query.ok()) return query.status();
-  auto begin = (*query)->HighWatermark(topic_, partition_, kTimeoutMs);
+  auto begin = query_->HighWatermark(topic_, partition_, kTimeoutMs);
   if (!begin.ok()) return begin.status();
   const uint64_t seq = store_->change_seq();
   CL_RETURN_IF_ERROR(Produce("snapshot-begin", seq, ""));

@@ -33,6 +33,7 @@
 #include "core/city.h"
 #include "core/metrics.h"
 #include "ingest/kafka.h"
+#include "ingest/offset_query.h"
 #include "storage/store.h"
 
 namespace cityloop::app {
@@ -44,7 +45,7 @@ struct ChangelogTail {
   int64_t seq = 0;    // the last change number it covers
   int64_t base = -1;  // the begin offset of the latest complete snapshot (-1: none)
 };
-Result<ChangelogTail> ReadChangelogTail(const std::string& bootstrap,
+Result<ChangelogTail> ReadChangelogTail(ingest::OffsetQuery& query, const std::string& bootstrap,
                                         const std::map<std::string, std::string>& properties,
                                         const std::string& topic, int32_t partition);
 
@@ -113,7 +114,8 @@ class ShardChangelog {
 
   std::shared_ptr<const CityModel> city_;
   int32_t partition_;
-  std::string topic_, key_, bootstrap_;
+  std::string topic_, key_;
+  std::unique_ptr<ingest::OffsetQuery> query_;  // where the partition ends, for a snapshot's offset
   std::shared_ptr<storage::Store> store_;  // shared: the listener must go before the store
   std::unique_ptr<ingest::KafkaProducer> producer_;
   uint64_t epoch_ = 0;

@@ -124,15 +124,11 @@ Result<ShardHost::Shard*> ShardHost::Open(int32_t partition) {
   shard->pipeline = std::make_unique<Pipeline>(city_, shard->store.get(), clock_, metrics_, /*live=*/true);
   shard->pipeline->SetShard(spec);
   CL_RETURN_IF_ERROR(shard->pipeline->Restore());
-  ingest::ProducerOptions po;
-  po.bootstrap = options_.bootstrap;
-  po.client_id = cfg.kafka.client_id + "-outbox-" + std::to_string(partition);
-  po.linger_ms = 1;
-  po.properties = cfg.kafka.properties;
-  auto publisher = OutboxPublisher::Create(po, shard->store.get(), metrics_);
+  auto publisher = OutboxPublisher::Open(cfg.kafka, options_.bootstrap,
+                                         cfg.kafka.client_id + "-outbox-" + std::to_string(partition),
+                                         shard->store.get(), metrics_);
   if (!publisher.ok()) return publisher.status();
   shard->publisher = std::move(publisher).value();
-  CL_RETURN_IF_ERROR(shard->publisher->RepublishPending());
   spdlog::info("shard {} opened at {}", partition, path);
   std::lock_guard<std::mutex> lock(shards_mu_);
   Shard* raw = shard.get();

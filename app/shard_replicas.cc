@@ -27,8 +27,10 @@ Result<std::unique_ptr<ShardReplicas>> ShardReplicas::Create(std::shared_ptr<con
   }
   // Each partition from its latest complete snapshot.
   std::map<int32_t, int64_t> start;
+  auto query = ingest::OffsetQuery::Create(bootstrap, cfg.kafka.properties);
+  if (!query.ok()) return query.status();
   for (int32_t p = 0; p < cfg.scale.shards; ++p) {
-    auto tail = ReadChangelogTail(bootstrap, cfg.kafka.properties, topic, p);
+    auto tail = ReadChangelogTail(**query, bootstrap, cfg.kafka.properties, topic, p);
     if (!tail.ok()) return tail.status();
     start[p] = tail->base >= 0 ? tail->base : 0;
     ShardReplicas* self = r.get();

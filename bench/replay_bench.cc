@@ -70,6 +70,7 @@
 #include "app/replay_run.h"
 #include "bench/bench_util.h"
 #include "core/city.h"
+#include "core/shard.h"
 #include "core/config.h"
 #include "core/logging.h"
 #include "core/metrics.h"
@@ -223,15 +224,6 @@ struct BenchDevice {
   int64_t excursion_from = -1, excursion_to = -1;  // city time [from, to) beyond the level
 };
 
-uint32_t Fnv1a(std::string_view s) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 16777619u;
-  }
-  return h;
-}
-
 struct LogFigures {
   int64_t events = 0;
   int64_t bytes = 0;  // key + value
@@ -307,7 +299,7 @@ LogFigures WriteLog(const CityModel& city, const Flags& flags, const std::string
   std::vector<int64_t> next_offset(static_cast<size_t>(partitions), 0);
   std::vector<int32_t> partition_of(devices.size());
   for (size_t i = 0; i < devices.size(); ++i) {
-    partition_of[i] = static_cast<int32_t>(Fnv1a(devices[i].id) % static_cast<uint32_t>(partitions));
+    partition_of[i] = static_cast<int32_t>(StableHash(devices[i].id) % static_cast<uint32_t>(partitions));
   }
   std::uniform_real_distribution<double> unit01(0, 1);
   ingest::Message m;

@@ -322,16 +322,26 @@ class ConsumerImpl final : public KafkaConsumer {
   Status Pause() override { return SetPaused(true); }
   Status Resume() override { return SetPaused(false); }
 
-  std::vector<PartitionOffset> Assignment() const override {
+  // The current assignment, and the same as a librdkafka list (null when
+  // there is nothing to ask about; the caller destroys it).
+  std::vector<PartitionOffset> AssignmentList(rd_kafka_topic_partition_list_t** list) const {
     std::vector<PartitionOffset> out;
     {
       std::lock_guard<std::mutex> lock(mu_);
       out = assignment_;
     }
+    *list = nullptr;
     if (out.empty() || !rk_) return out;
+    *list = rd_kafka_topic_partition_list_new(static_cast<int>(out.size()));
+    for (const auto& po : out) rd_kafka_topic_partition_list_add(*list, po.topic.c_str(), po.partition);
+    return out;
+  }
+
+  std::vector<PartitionOffset> Assignment() const override {
+    rd_kafka_topic_partition_list_t* list = nullptr;
+    std::vector<PartitionOffset> out = AssignmentList(&list);
+    if (!list) return out;
     // Where each partition is now: the offset after the last message returned.
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(out.size()));
-    for (const auto& po : out) rd_kafka_topic_partition_list_add(list, po.topic.c_str(), po.partition);
     if (rd_kafka_position(rk_, list) == RD_KAFKA_RESP_ERR_NO_ERROR) {
       for (int i = 0; i < list->cnt; ++i) {
         if (list->elems[i].offset >= 0) out[static_cast<size_t>(i)].next_offset = list->elems[i].offset;
@@ -342,14 +352,9 @@ class ConsumerImpl final : public KafkaConsumer {
   }
 
   Result<std::vector<PartitionOffset>> Committed(int timeout_ms) const override {
-    std::vector<PartitionOffset> out;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      out = assignment_;
-    }
-    if (out.empty() || !rk_) return out;
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(out.size()));
-    for (const auto& po : out) rd_kafka_topic_partition_list_add(list, po.topic.c_str(), po.partition);
+    rd_kafka_topic_partition_list_t* list = nullptr;
+    std::vector<PartitionOffset> out = AssignmentList(&list);
+    if (!list) return out;
     const rd_kafka_resp_err_t e = rd_kafka_committed(rk_, list, timeout_ms);
     for (int i = 0; i < list->cnt && !e; ++i) {
       const int64_t o = list->elems[i].offset;

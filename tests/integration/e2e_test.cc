@@ -16,6 +16,7 @@
 #include "app/engine.h"
 #include "app/pipeline.h"
 #include "app/simulation.h"
+#include "core/shard.h"
 #include "core/city.h"
 #include "core/time_util.h"
 #include "ingest/broker.h"
@@ -258,12 +259,8 @@ TEST_F(EndToEnd, EveryInjectedIncidentLeavesExactlyOneRoutedAndDispatchedCase) {
   CheckCasesAgainstTruth(*city, truth, events, orders);
 }
 
-// FNV-1a: a stable partitioner for the in-process run.
-int32_t PartitionOf(const std::string& key, int partitions) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : key) h = (h ^ c) * 16777619u;
-  return static_cast<int32_t>(h % static_cast<uint32_t>(partitions));
-}
+// A stable partitioner for the in-process run (FNV-1a, as the shard router's).
+int32_t PartitionOf(const std::string& key, int partitions) { return ShardOfKey(key, partitions); }
 
 // The same city and incidents fed straight into the pipeline in the
 // simulator's order (event time across all topics), micro-batch by
