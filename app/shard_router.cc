@@ -72,10 +72,8 @@ Result<std::unique_ptr<ShardRouter>> ShardRouter::Create(std::shared_ptr<const C
   po.linger_ms = 2;
   po.properties = cfg.kafka.properties;
   ShardRouter* self = r.get();
-  auto producer = ingest::KafkaProducer::Create(po, [self](uint64_t, const Status& st) {
-    if (st.ok()) return;
-    if (self->failed_deliveries_++ == 0) self->first_failure_ = st.ToString();
-  });
+  auto producer = ingest::KafkaProducer::Create(
+      po, [self](uint64_t seq, const Status& st) { self->OnDelivery(seq, st); });
   if (!producer.ok()) return producer.status();
   r->producer_ = std::move(producer).value();
 
@@ -91,7 +89,7 @@ Result<std::unique_ptr<ShardRouter>> ShardRouter::Create(std::shared_ptr<const C
       [self](bool assigned, const std::vector<ingest::PartitionOffset>& parts) {
         if (!assigned) {
           // Hand over only what the work topic has: the next owner resumes there.
-          Status st = self->Settle(10000, /*commit_now=*/true);
+          Status st = self->Settle(10000);
           if (!st.ok()) spdlog::warn("router: on revocation: {} (the next owner forwards those again)", st.message());
         }
         self->assigned_ = assigned;
@@ -102,7 +100,43 @@ Result<std::unique_ptr<ShardRouter>> ShardRouter::Create(std::shared_ptr<const C
   return r;
 }
 
-Status ShardRouter::Forward(const ingest::Message& m) {
+Status ShardRouter::ProduceTracked(uint64_t seq, const std::string& topic, const ingest::Message& m,
+                                   const std::string& value, const ingest::Headers& headers, int32_t partition) {
+  Status st = producer_->Produce(topic, m.key, value, headers, seq, partition, m.timestamp_ms);
+  // A full local queue: serve deliveries and try again.
+  while (!st.ok() && st.code() == StatusCode::kUnavailable) {
+    producer_->Poll(100);
+    st = producer_->Produce(topic, m.key, value, headers, seq, partition, m.timestamp_ms);
+  }
+  if (st.ok()) ++pending_[seq - pending_front_seq_].outstanding;
+  return st;
+}
+
+void ShardRouter::OnDelivery(uint64_t seq, const Status& st) {
+  if (!st.ok()) {
+    // Left outstanding: nothing at or after it is committed, and Step fails.
+    if (failed_deliveries_++ == 0) first_failure_ = st.ToString();
+    return;
+  }
+  --pending_[seq - pending_front_seq_].outstanding;
+}
+
+void ShardRouter::CollectAcknowledged() {
+  while (!pending_.empty() && pending_.front().sealed && pending_.front().outstanding == 0) {
+    int64_t& next = acked_[pending_.front().source];
+    next = std::max(next, pending_.front().offset + 1);
+    pending_.pop_front();
+    ++pending_front_seq_;
+  }
+}
+
+Status ShardRouter::DeliveryFailure() const {
+  if (failed_deliveries_ == 0) return Status::Ok();
+  return Status::Unavailable("forwarding to the work topic failed (" + std::to_string(failed_deliveries_) +
+                             " records; first: " + first_failure_ + ")");
+}
+
+Status ShardRouter::Forward(const ingest::Message& m, uint64_t seq) {
   const std::string& work = city_->config().kafka.topics.work;
   ingest::Headers headers = m.headers;
   headers.emplace_back(kSourceTopicHeader, m.topic);
@@ -111,24 +145,24 @@ Status ShardRouter::Forward(const ingest::Message& m) {
   const int shard = ShardOf(*city_, m, shards_);
   if (shard >= 0) {
     routed_->Inc();
-    return producer_->Produce(work, m.key, m.value, headers, 0, shard, m.timestamp_ms);
+    return ProduceTracked(seq, work, m, m.value, headers, shard);
   }
   // Every shard applies it; only the home shard reports it if it is bad.
   broadcast_->Inc();
   const int home = ShardOfKey(m.key, shards_);
   for (int p = 0; p < shards_; ++p) {
     if (p == home) {
-      CL_RETURN_IF_ERROR(producer_->Produce(work, m.key, m.value, headers, 0, p, m.timestamp_ms));
+      CL_RETURN_IF_ERROR(ProduceTracked(seq, work, m, m.value, headers, p));
       continue;
     }
     ingest::Headers copy = headers;
     copy.emplace_back(kCopyHeader, std::to_string(home));
-    CL_RETURN_IF_ERROR(producer_->Produce(work, m.key, m.value, copy, 0, p, m.timestamp_ms));
+    CL_RETURN_IF_ERROR(ProduceTracked(seq, work, m, m.value, copy, p));
   }
   return Status::Ok();
 }
 
-Status ShardRouter::DeadLetter(const ingest::Message& m, const Status& why) {
+Status ShardRouter::DeadLetter(const ingest::Message& m, uint64_t seq, const Status& why) {
   spdlog::warn("router: {}/{}@{} cannot be forwarded, dead-lettered: {}", m.topic, m.partition, m.offset,
                why.message());
   unroutable_->Inc();
@@ -138,32 +172,23 @@ Status ShardRouter::DeadLetter(const ingest::Message& m, const Status& why) {
                           {"x-error", "unroutable: " + why.message()},
                           {"x-error-code", "unroutable"},
                           {"x-value-omitted-bytes", std::to_string(m.value.size())}};
-  return producer_->Produce(city_->config().kafka.topics.dlq, m.key, {}, headers);
+  return ProduceTracked(seq, city_->config().kafka.topics.dlq, m, {}, headers, -1);
 }
 
-Status ShardRouter::Settle(int timeout_ms, bool commit_now) {
-  if (forwarded_.empty()) return Status::Ok();
-  // Kafka's offsets are committed at most every 200 ms (a commit per poll
-  // costs throughput); what is forwarded meanwhile is acknowledged already.
-  const auto now = std::chrono::steady_clock::now();
-  if (!commit_now && now - last_commit_ < std::chrono::milliseconds(200)) {
-    Status flushed = producer_->Flush(timeout_ms);
-    if (failed_deliveries_ > 0) {
-      return Status::Unavailable("forwarding to the work topic failed (" + std::to_string(failed_deliveries_) +
-                                 " records; first: " + first_failure_ + ")");
-    }
-    return flushed;
-  }
-  last_commit_ = now;
-  Status flushed = producer_->Flush(timeout_ms);
-  if (failed_deliveries_ > 0) {
-    return Status::Unavailable("forwarding to the work topic failed (" + std::to_string(failed_deliveries_) +
-                               " records; first: " + first_failure_ + ")");
-  }
+Status ShardRouter::Settle(int wait_ms) {
+  const bool now = wait_ms > 0;
+  Status flushed = now ? producer_->Flush(wait_ms) : Status::Ok();
+  CollectAcknowledged();
+  CL_RETURN_IF_ERROR(DeliveryFailure());
   CL_RETURN_IF_ERROR(flushed);
+  if (acked_.empty()) return Status::Ok();
+  // Kafka's offsets are committed at most every 200 ms (a commit per poll costs throughput).
+  const auto t = std::chrono::steady_clock::now();
+  if (!now && t - last_commit_ < std::chrono::milliseconds(200)) return Status::Ok();
+  last_commit_ = t;
   std::vector<ingest::PartitionOffset> offsets;
-  for (const auto& [tp, next] : forwarded_) offsets.push_back({tp.topic, tp.partition, next});
-  forwarded_.clear();
+  for (const auto& [tp, next] : acked_) offsets.push_back({tp.topic, tp.partition, next});
+  acked_.clear();
   return consumer_->CommitAsync(offsets);
 }
 
@@ -173,27 +198,27 @@ Status ShardRouter::Step(int timeout_ms, bool* idle) {
   CL_RETURN_IF_ERROR(consumer_->Poll(static_cast<size_t>(max), timeout_ms, &batch_));
   *idle = batch_.empty();
   for (const ingest::Message& m : batch_) {
-    Status st = Forward(m);
-    // A full local queue: serve deliveries and try again.
-    while (!st.ok() && st.code() == StatusCode::kUnavailable) {
-      producer_->Poll(100);
-      st = Forward(m);
-    }
-    if (!st.ok() && st.code() == StatusCode::kInvalidArgument) st = DeadLetter(m, st);
+    const uint64_t seq = pending_front_seq_ + pending_.size();
+    pending_.push_back({{m.topic, m.partition}, m.offset, 0, false});
+    Status st = Forward(m, seq);
+    if (!st.ok() && st.code() == StatusCode::kInvalidArgument) st = DeadLetter(m, seq, st);
     CL_RETURN_IF_ERROR(st);
-    int64_t& next = forwarded_[{m.topic, m.partition}];
-    next = std::max(next, m.offset + 1);
+    pending_[seq - pending_front_seq_].sealed = true;
   }
   producer_->Poll(0);
-  // Wait for the work topic: the input offsets are committed only behind it.
-  Status settled = Settle(30000, /*commit_now=*/false);
+  // Bounded in flight: wait for the work topic before taking more.
+  while (pending_.size() > kMaxPending && failed_deliveries_ == 0) {
+    producer_->Poll(100);
+    CollectAcknowledged();
+  }
+  Status settled = Settle(0);
   if (failed_deliveries_ > 0) return settled;
   if (!settled.ok()) spdlog::warn("router: {} (retrying)", settled.message());
   return Status::Ok();
 }
 
 Result<bool> ShardRouter::CaughtUp(ingest::OffsetQuery& offsets) {
-  if (!assigned_ || !forwarded_.empty()) return false;
+  if (!assigned_ || !pending_.empty() || !acked_.empty()) return false;
   auto committed = consumer_->Committed(5000);
   if (!committed.ok()) return committed.status();
   for (const auto& p : *committed) {
@@ -206,7 +231,7 @@ Result<bool> ShardRouter::CaughtUp(ingest::OffsetQuery& offsets) {
 
 void ShardRouter::Close() {
   if (!consumer_) return;
-  Status st = Settle(10000, /*commit_now=*/true);
+  Status st = Settle(10000);
   if (!st.ok()) spdlog::warn("router: closing: {}", st.message());
   consumer_->Close();
   consumer_.reset();

@@ -11,10 +11,14 @@
 // before them is acknowledged by the work topic (idempotent producer, so
 // order per partition holds), so a crash or a rebalance forwards again and
 // never loses; a shard drops what it applied already by the source offset.
+// Forwarding is pipelined: a step does not wait for the acknowledgements of
+// what it forwarded (at most kMaxPending inputs are unacknowledged); offsets
+// follow them, committed at most every 200 ms.
 // Owned and called by one thread.
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,8 +43,8 @@ class ShardRouter {
   static Result<std::unique_ptr<ShardRouter>> Create(std::shared_ptr<const CityModel> city,
                                                      const std::string& bootstrap, MetricsRegistry* metrics);
   ~ShardRouter();
-  // Forwards what one poll (up to timeout_ms) returns, then waits for the
-  // work topic to acknowledge it and commits the input offsets. *idle: nothing came.
+  // Forwards what one poll (up to timeout_ms) returns and commits the input
+  // offsets the work topic has acknowledged (when due). *idle: nothing came.
   // Non-OK when forwarding failed for good (the caller stops; a restart
   // forwards again from the committed offsets).
   Status Step(int timeout_ms, bool* idle);
@@ -55,18 +59,37 @@ class ShardRouter {
 
  private:
   ShardRouter(std::shared_ptr<const CityModel> city, MetricsRegistry* metrics);
-  Status Forward(const ingest::Message& m);
+  // One input on its way: how many of its records are not yet acknowledged.
+  struct PendingInput {
+    storage::TopicPartition source;
+    int64_t offset = 0;
+    int outstanding = 0;
+    bool sealed = false;  // all its records are produced
+  };
+  static constexpr size_t kMaxPending = 50000;
+
+  Status Forward(const ingest::Message& m, uint64_t seq);
   // For what the work topic refuses (too large with the routing headers).
-  Status DeadLetter(const ingest::Message& m, const Status& why);
-  // Waits for every forwarded record, then commits what they cover (when due, or now).
-  Status Settle(int timeout_ms, bool commit_now);
+  Status DeadLetter(const ingest::Message& m, uint64_t seq, const Status& why);
+  // Produces one record of input seq, serving deliveries while the local queue is full.
+  Status ProduceTracked(uint64_t seq, const std::string& topic, const ingest::Message& m, const std::string& value,
+                        const ingest::Headers& headers, int32_t partition);
+  void OnDelivery(uint64_t seq, const Status& st);
+  // Moves the acknowledged prefix of pending_ into acked_.
+  void CollectAcknowledged();
+  Status DeliveryFailure() const;
+  // Commits what is acknowledged when due; with wait_ms > 0 first waits that
+  // long for everything in flight (revocation, close) and commits now.
+  Status Settle(int wait_ms);
 
   std::shared_ptr<const CityModel> city_;
   int shards_ = 0;
   std::unique_ptr<ingest::KafkaConsumer> consumer_;
   std::unique_ptr<ingest::KafkaProducer> producer_;
   std::vector<ingest::Message> batch_;
-  std::map<storage::TopicPartition, int64_t> forwarded_;  // next offsets, forwarded but not committed
+  std::deque<PendingInput> pending_;  // in forwarding order
+  uint64_t pending_front_seq_ = 0;     // the seq of pending_.front()
+  std::map<storage::TopicPartition, int64_t> acked_;  // next offsets, acknowledged but not committed
   int failed_deliveries_ = 0;  // delivery callbacks run on this thread (producer Poll/Flush)
   std::string first_failure_;
   bool assigned_ = false;

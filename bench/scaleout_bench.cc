@@ -91,19 +91,20 @@ struct Instance {
   }
 };
 
-// A deployment of its own on the shared broker: group, work and output topics named by tag.
-std::shared_ptr<const CityModel> Deployment(const Config& base, const std::string& tag) {
+// A deployment of its own on the shared broker: group, internal and output topics named by tag.
+Config Deployment(const Config& base, const std::string& tag) {
   Config cfg = base;
   cfg.scale.shards = kShards;
   cfg.kafka.group_id = "bench-" + tag;
   cfg.kafka.topics.work = "bench-work-" + tag;
+  cfg.kafka.topics.changelog = "bench-changelog-" + tag;
   cfg.kafka.topics.cases = "bench-cases-" + tag;
   cfg.kafka.topics.dispatch = "bench-dispatch-" + tag;
   cfg.kafka.topics.dlq = "bench-dlq-" + tag;
   // Short sessions: a member that left is noticed within seconds.
   cfg.kafka.properties["session.timeout.ms"] = "6000";
   cfg.kafka.properties["heartbeat.interval.ms"] = "500";
-  return Must(CityModel::Build(cfg), "city");
+  return cfg;
 }
 
 size_t OwnedShards(const std::vector<std::unique_ptr<Instance>>& instances) {
@@ -136,7 +137,7 @@ struct Run {
 
 Run Measure(const Config& base, const std::string& bootstrap, const std::string& store_root, int n,
             int64_t messages, uint64_t seed) {
-  auto city = Deployment(base, std::to_string(n));
+  auto city = Must(CityModel::Build(Deployment(base, std::to_string(n))), "city");
   app::EngineOptions options;
   options.bootstrap = bootstrap;
   options.store_path = store_root + "/run-" + std::to_string(n);
@@ -206,7 +207,16 @@ int main(int argc, char** argv) {
   if (!loaded.config) bench::Fail(kBench, "config " + config_path + " does not load");
   Config base = *loaded.config;
   base.kafka.batch_max_messages = 1000;
-  auto broker = Must(ingest::EmbeddedBroker::Start(ingest::BrokerOptionsFor(base.kafka)), "broker");
+  // The brokers' internal topics need one partition per shard: create every deployment's up front.
+  ingest::BrokerOptions broker_options = ingest::BrokerOptionsFor(base.kafka);
+  for (int n = 1; n <= max_instances; ++n) {
+    for (auto& topic : ingest::BrokerOptionsFor(Deployment(base, std::to_string(n)).kafka, kShards).topics) {
+      if (std::find(broker_options.topics.begin(), broker_options.topics.end(), topic) == broker_options.topics.end()) {
+        broker_options.topics.push_back(topic);
+      }
+    }
+  }
+  auto broker = Must(ingest::EmbeddedBroker::Start(broker_options), "broker");
   bench::TempDir dir(kBench, "scaleout");
 
   std::vector<Run> runs;
