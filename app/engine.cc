@@ -88,7 +88,8 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
       [st](const std::string& topic, int32_t partition) { return st->GetOffset({topic, partition}); },
       [self](bool assigned, const std::vector<ingest::PartitionOffset>& parts) {
         spdlog::info("partitions {}: {}", assigned ? "assigned" : "revoked", parts.size());
-        if (assigned) self->ready_.store(true);
+        // Not ready from a revocation until the next assignment: meanwhile nothing is consumed.
+        self->ready_.store(assigned);
       });
   if (!consumer.ok()) return consumer.status();
   e->consumer_ = std::move(consumer).value();

@@ -91,11 +91,13 @@ struct Instance {
   }
 };
 
-// A deployment of its own on the shared broker: group, internal and output topics named by tag.
+// A deployment of its own on the shared broker: group, input, internal and output topics named by
+// tag, so that no run sees another's input.
 Config Deployment(const Config& base, const std::string& tag) {
   Config cfg = base;
   cfg.scale.shards = kShards;
   cfg.kafka.group_id = "bench-" + tag;
+  cfg.kafka.topics.sensors = "bench-sensors-" + tag;
   cfg.kafka.topics.work = "bench-work-" + tag;
   cfg.kafka.topics.changelog = "bench-changelog-" + tag;
   cfg.kafka.topics.cases = "bench-cases-" + tag;
@@ -128,19 +130,22 @@ bool Spread(const std::vector<std::unique_ptr<Instance>>& instances) {
   return holders == std::min<size_t>(instances.size(), kShards);
 }
 
+std::string Tag(int instances, int round) { return std::to_string(instances) + "-" + std::to_string(round); }
+
 struct Run {
   int instances = 0;
+  double produce_s = 0;    // producing all messages (the instances apply them meanwhile)
   double rate = 0;         // messages/s from the first produced to all applied
   double join_s = 0;       // the next instance: start to shards spread again
   double leave_s = 0;      // one instance stopped: to its shards owned by the others
 };
 
-Run Measure(const Config& base, const std::string& bootstrap, const std::string& store_root, int n,
+Run Measure(const Config& base, const std::string& bootstrap, const std::string& store_root, int n, int round,
             int64_t messages, uint64_t seed) {
-  auto city = Must(CityModel::Build(Deployment(base, std::to_string(n))), "city");
+  auto city = Must(CityModel::Build(Deployment(base, Tag(n, round))), "city");
   app::EngineOptions options;
   options.bootstrap = bootstrap;
-  options.store_path = store_root + "/run-" + std::to_string(n);
+  options.store_path = store_root + "/run-" + Tag(n, round);
   std::vector<std::unique_ptr<Instance>> instances;
   for (int i = 0; i < n; ++i) instances.push_back(std::make_unique<Instance>(city, options));
   Await([&] { return AllReady(instances); }, 120, std::to_string(n) + " instances to own every shard");
@@ -165,6 +170,7 @@ Run Measure(const Config& base, const std::string& bootstrap, const std::string&
          "produce");
   }
   Must(producer->Flush(60000), "flush");
+  const double produce_s = Seconds(start);
   auto applied = [&] {
     int64_t sum = 0;
     for (const auto& i : instances) sum += i->applied();
@@ -173,6 +179,7 @@ Run Measure(const Config& base, const std::string& bootstrap, const std::string&
   Await([&] { return applied() >= messages; }, 600, "all messages applied");
   Run r;
   r.instances = n;
+  r.produce_s = produce_s;
   r.rate = static_cast<double>(messages) / Seconds(start);
 
   const auto joined = SteadyClock::now();
@@ -190,14 +197,21 @@ Run Measure(const Config& base, const std::string& bootstrap, const std::string&
 }  // namespace
 }  // namespace cityloop
 
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
 int main(int argc, char** argv) {
   using namespace cityloop;
   int64_t messages = 60000;  // the work topic holds them with headers: under the mock's 5 MiB per partition
   int max_instances = 3;
+  int rounds = 3;
   std::string config_path = "deploy/cityloop.example.yaml";
   bench::ForEachFlag(kBench, argc, argv, [&](const std::string& flag, auto value) {
     if (flag == "--messages") messages = std::stoll(value());
     else if (flag == "--max-instances") max_instances = std::stoi(value());
+    else if (flag == "--rounds") rounds = std::stoi(value());
     else if (flag == "--config") config_path = value();
     else return false;
     return true;
@@ -207,27 +221,47 @@ int main(int argc, char** argv) {
   if (!loaded.config) bench::Fail(kBench, "config " + config_path + " does not load");
   Config base = *loaded.config;
   base.kafka.batch_max_messages = 1000;
-  // The brokers' internal topics need one partition per shard: create every deployment's up front.
+  // The internal topics need one partition per shard, which the broker's auto-creation does not
+  // give: create every run's topics up front.
   ingest::BrokerOptions broker_options = ingest::BrokerOptionsFor(base.kafka);
   for (int n = 1; n <= max_instances; ++n) {
-    for (auto& topic : ingest::BrokerOptionsFor(Deployment(base, std::to_string(n)).kafka, kShards).topics) {
-      if (std::find(broker_options.topics.begin(), broker_options.topics.end(), topic) == broker_options.topics.end()) {
-        broker_options.topics.push_back(topic);
+    for (int round = 0; round < rounds; ++round) {
+      for (auto& topic : ingest::BrokerOptionsFor(Deployment(base, Tag(n, round)).kafka, kShards).topics) {
+        if (std::find(broker_options.topics.begin(), broker_options.topics.end(), topic) ==
+            broker_options.topics.end()) {
+          broker_options.topics.push_back(topic);
+        }
       }
     }
   }
   auto broker = Must(ingest::EmbeddedBroker::Start(broker_options), "broker");
   bench::TempDir dir(kBench, "scaleout");
 
-  std::vector<Run> runs;
-  for (int n = 1; n <= max_instances; ++n) {
-    runs.push_back(Measure(base, broker->bootstrap(), dir.path(), n, messages, 7 + static_cast<uint64_t>(n)));
+  // Rounds alternate over the instance counts, so that a slow phase of the machine does not fall on one count.
+  std::vector<std::vector<Run>> runs(static_cast<size_t>(max_instances));
+  for (int round = 0; round < rounds; ++round) {
+    for (int n = 1; n <= max_instances; ++n) {
+      runs[static_cast<size_t>(n - 1)].push_back(
+          Measure(base, broker->bootstrap(), dir.path(), n, round, messages, 7 + static_cast<uint64_t>(n)));
+    }
   }
-  std::printf("scaleout_bench: %lld gas readings, %d shards, %d cores\n", static_cast<long long>(messages), kShards,
-              static_cast<int>(std::thread::hardware_concurrency()));
-  for (const Run& r : runs) {
-    std::printf("  %d instance%s: %8.0f msg/s  ratio to one instance %.2f  join %.1f s  leave %.1f s\n", r.instances,
-                r.instances == 1 ? " " : "s", r.rate, r.rate / runs.front().rate, r.join_s, r.leave_s);
+  std::printf("scaleout_bench: %lld gas readings, %d shards, %d cores, median of %d rounds\n",
+              static_cast<long long>(messages), kShards, static_cast<int>(std::thread::hardware_concurrency()),
+              rounds);
+  auto median = [](const std::vector<Run>& rs, double Run::*field) {
+    std::vector<double> v;
+    for (const Run& r : rs) v.push_back(r.*field);
+    return Median(v);
+  };
+  const double one = median(runs.front(), &Run::rate);
+  for (const auto& rs : runs) {
+    const int n = rs.front().instances;
+    std::printf("  %d instance%s: %8.0f msg/s  ratio to one instance %.2f  produce %.2f s  join %.1f s  leave %.1f s\n",
+                n, n == 1 ? " " : "s", median(rs, &Run::rate), median(rs, &Run::rate) / one,
+                median(rs, &Run::produce_s), median(rs, &Run::join_s), median(rs, &Run::leave_s));
+    std::printf("    rounds (msg/s):");
+    for (const Run& r : rs) std::printf(" %.0f", r.rate);
+    std::printf("\n");
   }
   return 0;
 }

@@ -1,8 +1,9 @@
 // Scale-out: engine processes of one consumer group on one broker split the
 // shards (scale.shards), each instance with a store directory of its own, so
 // a shard that moves is rebuilt from its changelog. Three instances run a
-// backlog; one is killed -9 mid-stream, then another; a fourth joins; the
-// survivors stop with SIGTERM under load and a fresh instance finishes.
+// stream that arrives in parts; one is killed -9 mid-stream, then another;
+// a fourth joins; the survivors stop with SIGTERM under load and a fresh
+// instance finishes.
 // Afterwards every input was applied exactly once, no case is lost or
 // doubled, output repeats only as the same event, and the final state equals
 // that of one instance running the same input on its own.
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -22,6 +24,7 @@
 #include "ingest/kafka.h"
 #include "ingest/offset_query.h"
 #include "storage/store.h"
+#include "tests/support/engine_process.h"
 #include "tests/support/pipeline_support.h"
 #include "tests/support/test_support.h"
 
@@ -149,70 +152,103 @@ class ScaleOutTest : public ::testing::Test {
 TEST_F(ScaleOutTest, InstancesKilledAndAddedApplyEveryInputOnceAndEndAsOneInstanceWould) {
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch()).count();
-  ChildProcess sim({bin_, "simulate", "--bootstrap", bootstrap_, "--config", config_, "--fast", "--duration", "5400",
-                    "--rate", "10", "--seed", "11", "--incident-every", "4m", "--start",
-                    std::to_string(now - 3 * 3600000)},
-                   dir_.file("simulate.log"));
-  ASSERT_EQ(sim.Wait(std::chrono::seconds(120)), 0) << testing::ReadFile(dir_.file("simulate.log"));
+  // The input comes in four parts of 22.5 simulated minutes (about five incidents each), one
+  // before each step, so every wait below has new cases to see however fast the instances are.
+  auto produce_part = [&](int part) {
+    const std::string log = dir_.file("simulate-" + std::to_string(part) + ".log");
+    ChildProcess sim({bin_, "simulate", "--bootstrap", bootstrap_, "--config", config_, "--fast", "--duration", "1350",
+                      "--rate", "10", "--seed", std::to_string(11 + part), "--incident-every", "4m", "--start",
+                      std::to_string(now - 3 * 3600000 + part * 1350000)},
+                     log);
+    return sim.Wait(std::chrono::seconds(120)) == 0;
+  };
+  size_t seen = 0;
+  auto next_part = [&](int part) {
+    seen = CasesOpened(bootstrap_);
+    return produce_part(part);
+  };
+  auto progress = [&] {
+    return testing::WaitFor([&] { return CasesOpened(bootstrap_) > seen; }, std::chrono::seconds(120));
+  };
 
-  // Three instances share the backlog.
+  // Three instances share the first part.
+  ASSERT_TRUE(next_part(0));
   std::vector<std::unique_ptr<ChildProcess>> live;
   for (int i = 0; i < 3; ++i) live.push_back(Instance("engine" + std::to_string(i), config_, false));
-  auto progress = [&](size_t more) {
-    const size_t seen = CasesOpened(bootstrap_);
-    return testing::WaitFor([&] { return CasesOpened(bootstrap_) >= seen + more; }, std::chrono::seconds(120));
-  };
-  ASSERT_TRUE(progress(3)) << testing::ReadFile(dir_.file("engine0.log"));
+  ASSERT_TRUE(progress()) << testing::ReadFile(dir_.file("engine0.log"));
   live[0]->Kill(SIGKILL);
   EXPECT_EQ(live[0]->Wait(), 128 + 9);
-  ASSERT_TRUE(progress(3)) << testing::ReadFile(dir_.file("engine1.log"));
+  ASSERT_TRUE(next_part(1));
+  ASSERT_TRUE(progress()) << testing::ReadFile(dir_.file("engine1.log"));
   live[1]->Kill(SIGKILL);
   EXPECT_EQ(live[1]->Wait(), 128 + 9);
   live.push_back(Instance("engine3", config_, false));
-  ASSERT_TRUE(progress(3)) << testing::ReadFile(dir_.file("engine3.log"));
-  // The survivors stop cleanly under load, then one instance takes everything to the end.
+  ASSERT_TRUE(next_part(2));
+  ASSERT_TRUE(progress()) << testing::ReadFile(dir_.file("engine3.log"));
+  // The survivors stop cleanly under load (the last part just produced), then one instance
+  // takes everything to the end.
+  ASSERT_TRUE(next_part(3));
+  const int64_t term_at = testing::SteadyMs();
   for (size_t i = 2; i < live.size(); ++i) live[i]->Kill(SIGTERM);
   for (size_t i = 2; i < live.size(); ++i) {
     EXPECT_EQ(live[i]->Wait(std::chrono::seconds(60)), 0) << testing::ReadFile(live[i]->log_path());
   }
+  const int64_t shutdown_ms = testing::SteadyMs() - term_at;
   // A new machine, as it were: every shard comes to it through the changelog.
+  const int64_t last_at = testing::SteadyMs();
   {
     auto last = Instance("engine4", config_, true);
     ASSERT_EQ(last->Wait(std::chrono::seconds(300)), 0) << testing::ReadFile(last->log_path());
   }
+  const int64_t last_ms = testing::SteadyMs() - last_at;
   const std::string stores = dir_.file("engine4-store");
 
   // Every input applied: the shards' stored offsets reach the end of every input partition.
   auto query = ingest::OffsetQuery::Create(bootstrap_);
   ASSERT_TRUE(query.ok());
+  int64_t inputs = 0, lost = 0;
   for (const char* topic : {"city.sensors", "city.reports", "city.camera.detections"}) {
     auto highs = (*query)->HighWatermarks(topic);
     ASSERT_TRUE(highs.ok()) << topic;
-    for (const auto& [p, high] : *highs) EXPECT_EQ(AppliedUpTo(stores, topic, p), high) << topic << "/" << p;
+    for (const auto& [p, high] : *highs) {
+      const int64_t applied = AppliedUpTo(stores, topic, p);
+      EXPECT_EQ(applied, high) << topic << "/" << p;
+      inputs += high;
+      lost += std::max<int64_t>(0, high - applied);
+    }
   }
 
   // No case doubled, no input applied twice, every case in the shard its id names.
   const auto cases = ReadCases(stores);
   ASSERT_GE(cases.size(), 9u);
+  int64_t doubled = 0;
   for (const auto& [id, c] : cases) {
-    std::set<std::string> sig_ids, inputs;
+    std::set<std::string> sig_ids, applied_inputs;
     for (const auto& s : c.signals) {
-      EXPECT_TRUE(sig_ids.insert(s.id).second) << id << " has signal " << s.id << " twice";
+      const bool fresh_signal = sig_ids.insert(s.id).second;
+      EXPECT_TRUE(fresh_signal) << id << " has signal " << s.id << " twice";
+      doubled += !fresh_signal;
       // A correlation's signal names its last member's input; timer signals have none.
       if (s.source == SignalSource::kCorrelation || s.input.offset < 0) continue;
-      EXPECT_TRUE(inputs.insert(s.input.ToString()).second) << id << " applied input " << s.input.ToString()
-                                                            << " twice";
+      const bool fresh_input = applied_inputs.insert(s.input.ToString()).second;
+      EXPECT_TRUE(fresh_input) << id << " applied input " << s.input.ToString() << " twice";
+      doubled += !fresh_input;
     }
   }
   // Output repeats only as the same event; every case is on the cases topic.
   std::map<std::string, std::string> by_id;
   std::set<std::string> subjects;
+  int64_t output_repeats = 0;
   for (const auto& e : testing::ParseValues(testing::ReadTopic(bootstrap_, "cityloop.cases"))) {
     auto [it, fresh] = by_id.emplace(e["id"].get<std::string>(), e.dump());
     EXPECT_TRUE(fresh || it->second == e.dump()) << "event " << it->first << " repeated with other content";
+    output_repeats += !fresh;
     subjects.insert(e["subject"].get<std::string>());
   }
-  for (const auto& [id, c] : cases) EXPECT_TRUE(subjects.count(id)) << id << " never published";
+  for (const auto& [id, c] : cases) {
+    EXPECT_TRUE(subjects.count(id)) << id << " never published";
+    lost += !subjects.count(id);
+  }
 
   // The oracle: one instance alone on the same input, as its own deployment.
   const std::string oracle_config = dir_.file("oracle.yaml");
@@ -236,7 +272,14 @@ TEST_F(ScaleOutTest, InstancesKilledAndAddedApplyEveryInputOnceAndEndAsOneInstan
   }
   const auto expected = ReadCases(dir_.file("oracle-store"));
   EXPECT_EQ(cases.size(), expected.size());
-  EXPECT_EQ(StateDigest(cases), StateDigest(expected));
+  const bool digest_equal = StateDigest(cases) == StateDigest(expected);
+  EXPECT_TRUE(digest_equal) << StateDigest(cases) << "\n-- one instance alone --\n" << StateDigest(expected);
+  std::printf("RELIABILITY: scaleout instances=3 killed=2 joined=1 inputs=%lld cases=%zu oracle_cases=%zu lost=%lld "
+              "doubled=%lld output_repeats=%lld digest_equal=%d sigterm_shutdown_ms=%lld "
+              "restore_all_and_finish_ms=%lld\n",
+              static_cast<long long>(inputs), cases.size(), expected.size(), static_cast<long long>(lost),
+              static_cast<long long>(doubled), static_cast<long long>(output_repeats), digest_equal ? 1 : 0,
+              static_cast<long long>(shutdown_ms), static_cast<long long>(last_ms));
 }
 
 }  // namespace
