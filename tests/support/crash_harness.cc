@@ -334,6 +334,20 @@ int64_t ProcessOpenFds(int pid) {
   return n;
 }
 
+int64_t ProcessOpenFdsOn(int pid, const std::string& suffix) {
+  const std::filesystem::path fds = "/proc/" + std::to_string(pid) + "/fd";
+  std::error_code ec;
+  int64_t n = 0;
+  for (auto it = std::filesystem::directory_iterator(fds, ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
+    std::error_code link_ec;
+    const std::string target = std::filesystem::read_symlink(it->path(), link_ec).string();
+    n += !link_ec && target.size() >= suffix.size() &&
+         target.compare(target.size() - suffix.size(), suffix.size(), suffix) == 0;
+  }
+  return n;
+}
+
 int64_t DirectoryBytes(const std::string& path) {
   int64_t total = 0;
   std::error_code ec;
