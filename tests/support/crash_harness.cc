@@ -290,11 +290,15 @@ OracleComparison CompareWithReplay(const TempDir& dir, const std::string& config
   c.oracle_outputs = expected.size();
   for (const auto& e : expected) {
     if (run.count(e)) continue;
-    if (c.missing++ == 0) c.first_difference = "missing from the run: " + e.substr(0, 600);
+    if (c.missing++ == 0) c.first_difference = "missing from the run: " + e.substr(0, 1500);
   }
   for (const auto& e : run) {
     if (expected.count(e)) continue;
-    if (c.extra++ == 0 && c.first_difference.empty()) c.first_difference = "not in the replay: " + e.substr(0, 600);
+    // Both sides of the first difference: often one event with other content.
+    if (c.extra++ == 0) {
+      if (!c.first_difference.empty()) c.first_difference += "\n";
+      c.first_difference += "not in the replay: " + e.substr(0, 1500);
+    }
   }
   c.digest = SetDigest(run);
   c.oracle_digest = SetDigest(expected);
