@@ -80,8 +80,8 @@ class Fault : public ::testing::Test {
       GTEST_SKIP() << "set CITYLOOP_SOAK_MINUTES (make soak) to run the soak";
     }
     auto edits = testing::CrashConfigEdits(150, /*session_ms=*/4000);
-    // The soak's input outgrows what the embedded broker keeps of one partition (about 4 MB,
-    // then it drops the oldest, which the replay oracle would then not see): spread it.
+    // The soak's input outgrows what the embedded broker keeps of one partition (5 MiB, then it
+    // drops the oldest, which the replay oracle would then not see): spread it.
     const bool soak = name.rfind("Soak", 0) == 0;
     edits.push_back({"partitions: 4 ", soak ? "partitions: 16 " : "partitions: 1 "});
     edits.push_back({"idle_timeout: 10s", "idle_timeout: 1h"});
@@ -529,7 +529,8 @@ TEST_F(Fault, SoakSteadyInputWithPeriodicKills) {
     for (const auto& x : samples) max_lag = std::max(max_lag, x.lag);
     Report(std::string("soak ") + when + " t_min=" + std::to_string(s.t_s / 60) +
            " restarts=" + std::to_string(restarts) + " rss_mb=" + std::to_string(s.rss_kb / 1024) +
-           " fds=" + std::to_string(s.fds) + " sst_fds=" + std::to_string(s.sst_fds) + " store_mb=" + std::to_string(s.store_bytes >> 20) +
+           " fds=" + std::to_string(s.fds) + " sst_fds=" + std::to_string(s.sst_fds) +
+           " store_mb=" + std::to_string(s.store_bytes >> 20) +
            " lag=" + std::to_string(s.lag) + " max_lag=" + std::to_string(max_lag));
   };
   while (SteadyMs() < end) {
@@ -544,10 +545,9 @@ TEST_F(Fault, SoakSteadyInputWithPeriodicKills) {
       ASSERT_TRUE(engine->child().Running()) << engine->log();
       const double lag = engine->MetricTotal("cityloop_ingest_lag");
       const int pid = engine->child().pid();
-      const int64_t sst_fds = testing::ProcessOpenFdsOn(pid, ".sst");
-      samples.push_back({(SteadyMs() - t0) / 1000, testing::ProcessRssKb(pid), testing::ProcessOpenFds(pid) - sst_fds,
-                         sst_fds, testing::DirectoryBytes(store_), static_cast<int64_t>(lag),
-                         (SteadyMs() - born) / 1000});
+      const testing::OpenFds fds = testing::ProcessOpenFds(pid, ".sst");
+      samples.push_back({(SteadyMs() - t0) / 1000, testing::ProcessRssKb(pid), fds.others, fds.apart,
+                         testing::DirectoryBytes(store_), static_cast<int64_t>(lag), (SteadyMs() - born) / 1000});
       if (SteadyMs() >= next_report) {
         next_report += report_every_ms;
         report("progress");

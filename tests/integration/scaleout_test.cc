@@ -154,18 +154,14 @@ TEST_F(ScaleOutTest, InstancesKilledAndAddedApplyEveryInputOnceAndEndAsOneInstan
                           std::chrono::system_clock::now().time_since_epoch()).count();
   // The input comes in four parts of 22.5 simulated minutes (about five incidents each), one
   // before each step, so every wait below has new cases to see however fast the instances are.
-  auto produce_part = [&](int part) {
-    const std::string log = dir_.file("simulate-" + std::to_string(part) + ".log");
+  size_t seen = 0;  // cases opened before the latest part
+  auto next_part = [&](int part) {
+    seen = CasesOpened(bootstrap_);
     ChildProcess sim({bin_, "simulate", "--bootstrap", bootstrap_, "--config", config_, "--fast", "--duration", "1350",
                       "--rate", "10", "--seed", std::to_string(11 + part), "--incident-every", "4m", "--start",
                       std::to_string(now - 3 * 3600000 + part * 1350000)},
-                     log);
+                     dir_.file("simulate-" + std::to_string(part) + ".log"));
     return sim.Wait(std::chrono::seconds(120)) == 0;
-  };
-  size_t seen = 0;
-  auto next_part = [&](int part) {
-    seen = CasesOpened(bootstrap_);
-    return produce_part(part);
   };
   auto progress = [&] {
     return testing::WaitFor([&] { return CasesOpened(bootstrap_) > seen; }, std::chrono::seconds(120));

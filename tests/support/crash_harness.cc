@@ -329,27 +329,19 @@ int64_t ProcessRssKb(int pid) {
   return -1;
 }
 
-int64_t ProcessOpenFds(int pid) {
-  DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
-  if (!d) return -1;
-  int64_t n = 0;
-  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
-  closedir(d);
-  return n;
-}
-
-int64_t ProcessOpenFdsOn(int pid, const std::string& suffix) {
-  const std::filesystem::path fds = "/proc/" + std::to_string(pid) + "/fd";
+OpenFds ProcessOpenFds(int pid, const std::string& apart) {
+  OpenFds fds;
   std::error_code ec;
-  int64_t n = 0;
-  for (auto it = std::filesystem::directory_iterator(fds, ec); !ec && it != std::filesystem::directory_iterator();
-       it.increment(ec)) {
+  auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+  if (ec) return fds;
+  fds.others = 0;
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (ec) break;
     std::error_code link_ec;
-    const std::string target = std::filesystem::read_symlink(it->path(), link_ec).string();
-    n += !link_ec && target.size() >= suffix.size() &&
-         target.compare(target.size() - suffix.size(), suffix.size(), suffix) == 0;
+    const bool on_apart = std::filesystem::read_symlink(it->path(), link_ec).string().ends_with(apart) && !link_ec;
+    ++(on_apart ? fds.apart : fds.others);
   }
-  return n;
+  return fds;
 }
 
 int64_t DirectoryBytes(const std::string& path) {

@@ -112,9 +112,11 @@ OracleComparison CompareWithReplay(const TempDir& dir, const std::string& config
 
 // The process's RSS (kB) and open fds from /proc; a directory's bytes.
 int64_t ProcessRssKb(int pid);
-int64_t ProcessOpenFds(int pid);
-// Of those, the fds open on files whose names end with suffix (".sst": RocksDB's tables).
-int64_t ProcessOpenFdsOn(int pid, const std::string& suffix);
+// Open fds, those on files whose names end with `apart` (".sst": RocksDB's tables) counted apart.
+struct OpenFds {
+  int64_t others = -1, apart = 0;
+};
+OpenFds ProcessOpenFds(int pid, const std::string& apart);
 int64_t DirectoryBytes(const std::string& path);
 
 }  // namespace cityloop::testing
