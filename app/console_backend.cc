@@ -71,7 +71,7 @@ Result<std::unique_ptr<ConsoleBackend>> ConsoleBackend::Create(std::shared_ptr<c
   po.bootstrap = bootstrap;
   po.client_id = city->config().kafka.client_id + "-console";
   po.linger_ms = 0;  // an operator is waiting
-  po.properties = city->config().kafka.properties;
+  po.properties = city->config().kafka.ProducerProperties();
   ConsoleBackend* self = b.get();
   auto producer = ingest::KafkaProducer::Create(po, [self](uint64_t, const Status& st) {
     if (!st.ok()) self->delivery_ = st;

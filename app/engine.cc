@@ -80,7 +80,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(std::shared_ptr<const CityModel> 
   co.client_id = cfg.kafka.client_id;
   co.topics = {cfg.kafka.topics.sensors,       cfg.kafka.topics.reports, cfg.kafka.topics.camera_detections,
                cfg.kafka.topics.camera_frames, cfg.kafka.topics.units,   cfg.kafka.topics.commands};
-  co.properties = cfg.kafka.properties;
+  co.properties = cfg.kafka.ConsumerProperties();
   storage::Store* st = e->store_.get();
   Engine* self = e.get();
   auto consumer = ingest::KafkaConsumer::Create(

@@ -22,7 +22,7 @@ Result<std::unique_ptr<OutboxPublisher>> OutboxPublisher::Open(const KafkaOption
   po.bootstrap = bootstrap;
   po.client_id = client_id;
   po.linger_ms = 1;
-  po.properties = kafka.properties;
+  po.properties = kafka.ProducerProperties();
   auto publisher = Create(po, store, metrics);
   if (!publisher.ok()) return publisher.status();
   CL_RETURN_IF_ERROR((*publisher)->RepublishPending());

@@ -61,7 +61,7 @@ std::vector<std::string> InputTopics(const Config& c) {
 std::optional<replay::KafkaRange> MakeRange(const KafkaRangeArgs& a, const Config& config, bool until_caught_up) {
   replay::KafkaRange range;
   range.bootstrap = a.bootstrap.empty() ? config.kafka.bootstrap : a.bootstrap;
-  range.properties = config.kafka.properties;
+  range.properties = config.kafka.ConsumerProperties();
   range.topics = a.topics.empty() ? InputTopics(config) : SplitComma(a.topics);
   range.until_caught_up = until_caught_up;
   if (!a.from_offsets.empty()) {

@@ -211,7 +211,7 @@ Result<ShardChangelog::Opened> ShardChangelog::Open(std::shared_ptr<const CityMo
   const std::string& topic = cfg.kafka.topics.changelog;
   auto query = ingest::OffsetQuery::Create(bootstrap, cfg.kafka.properties);
   if (!query.ok()) return query.status();
-  auto tail = ReadChangelogTail(**query, bootstrap, cfg.kafka.properties, topic, partition);
+  auto tail = ReadChangelogTail(**query, bootstrap, cfg.kafka.ConsumerProperties(), topic, partition);
   if (!tail.ok()) return tail.status();
   Opened out;
   std::error_code ec;
@@ -231,7 +231,8 @@ Result<ShardChangelog::Opened> ShardChangelog::Open(std::shared_ptr<const CityMo
       return Status::DataLoss(topic + "/" + std::to_string(partition) + ": the last record names no snapshot");
     }
     local->reset();
-    auto restored = Restore(**query, bootstrap, cfg.kafka.properties, topic, partition, *tail, path, options, &epoch);
+    auto restored =
+        Restore(**query, bootstrap, cfg.kafka.ConsumerProperties(), topic, partition, *tail, path, options, &epoch);
     if (!restored.ok()) return restored.status();
     out.store = std::move(restored).value();
     out.restored = true;
@@ -244,7 +245,7 @@ Result<ShardChangelog::Opened> ShardChangelog::Open(std::shared_ptr<const CityMo
   po.bootstrap = bootstrap;
   po.client_id = cfg.kafka.client_id + "-changelog-" + std::to_string(partition);
   po.linger_ms = 5;
-  po.properties = cfg.kafka.properties;
+  po.properties = cfg.kafka.ProducerProperties();
   ShardChangelog* self = log.get();
   auto producer = ingest::KafkaProducer::Create(po, [self](uint64_t, const Status& st) {
     if (!st.ok()) ++self->failed_deliveries_;

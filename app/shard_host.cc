@@ -65,7 +65,7 @@ Result<std::unique_ptr<ShardHost>> ShardHost::Create(std::shared_ptr<const CityM
   co.group_id = cfg.kafka.group_id + "-shards";
   co.client_id = cfg.kafka.client_id + "-shards";
   co.topics = {cfg.kafka.topics.work};
-  co.properties = cfg.kafka.properties;
+  co.properties = cfg.kafka.ConsumerProperties();
   ShardHost* self = h.get();
   auto consumer = ingest::KafkaConsumer::Create(
       co,

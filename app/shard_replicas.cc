@@ -30,7 +30,7 @@ Result<std::unique_ptr<ShardReplicas>> ShardReplicas::Create(std::shared_ptr<con
   auto query = ingest::OffsetQuery::Create(bootstrap, cfg.kafka.properties);
   if (!query.ok()) return query.status();
   for (int32_t p = 0; p < cfg.scale.shards; ++p) {
-    auto tail = ReadChangelogTail(**query, bootstrap, cfg.kafka.properties, topic, p);
+    auto tail = ReadChangelogTail(**query, bootstrap, cfg.kafka.ConsumerProperties(), topic, p);
     if (!tail.ok()) return tail.status();
     start[p] = tail->base >= 0 ? tail->base : 0;
     ShardReplicas* self = r.get();
@@ -46,7 +46,7 @@ Result<std::unique_ptr<ShardReplicas>> ShardReplicas::Create(std::shared_ptr<con
   co.bootstrap = bootstrap;
   co.client_id = cfg.kafka.client_id + "-replicas";
   co.topics = {topic};
-  co.properties = cfg.kafka.properties;
+  co.properties = cfg.kafka.ConsumerProperties();
   co.assign_all_partitions = true;
   auto consumer = ingest::KafkaConsumer::Create(co, [start](const std::string&, int32_t p) -> std::optional<int64_t> {
     auto it = start.find(p);

@@ -70,7 +70,7 @@ Result<std::unique_ptr<ShardRouter>> ShardRouter::Create(std::shared_ptr<const C
   po.bootstrap = bootstrap;
   po.client_id = cfg.kafka.client_id + "-router";
   po.linger_ms = 2;
-  po.properties = cfg.kafka.properties;
+  po.properties = cfg.kafka.ProducerProperties();
   ShardRouter* self = r.get();
   auto producer = ingest::KafkaProducer::Create(
       po, [self](uint64_t seq, const Status& st) { self->OnDelivery(seq, st); });
@@ -83,7 +83,7 @@ Result<std::unique_ptr<ShardRouter>> ShardRouter::Create(std::shared_ptr<const C
   co.client_id = cfg.kafka.client_id + "-router";
   co.topics = {cfg.kafka.topics.sensors,       cfg.kafka.topics.reports, cfg.kafka.topics.camera_detections,
                cfg.kafka.topics.camera_frames, cfg.kafka.topics.units,   cfg.kafka.topics.commands};
-  co.properties = cfg.kafka.properties;
+  co.properties = cfg.kafka.ConsumerProperties();
   auto consumer = ingest::KafkaConsumer::Create(
       co, /*lookup=*/nullptr,  // stateless: resume at Kafka's committed offsets
       [self](bool assigned, const std::vector<ingest::PartitionOffset>& parts) {

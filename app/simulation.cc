@@ -31,7 +31,7 @@ Result<SimulationStats> RunSimulation(std::shared_ptr<const CityModel> city, con
   ingest::ProducerOptions po;
   po.bootstrap = run.bootstrap;
   po.client_id = "cityloop-simulator";
-  po.properties = cfg.kafka.properties;
+  po.properties = cfg.kafka.ProducerProperties();
   std::atomic<int64_t> failed{0};
   auto producer = ingest::KafkaProducer::Create(po, [&failed](uint64_t, const Status& st) {
     if (!st.ok()) failed.fetch_add(1);
@@ -62,7 +62,7 @@ Result<SimulationStats> RunSimulation(std::shared_ptr<const CityModel> city, con
     co.group_id = run.operate_group.empty() ? cfg.kafka.group_id + "-sim-operators" : run.operate_group;
     co.client_id = "cityloop-simulator";
     co.topics = {cfg.kafka.topics.dispatch};
-    co.properties = cfg.kafka.properties;
+    co.properties = cfg.kafka.ConsumerProperties();
     auto consumer = ingest::KafkaConsumer::Create(
         co, [](const std::string&, int32_t) { return std::optional<int64_t>(); },
         [&](bool assigned, const std::vector<ingest::PartitionOffset>&) {

@@ -395,7 +395,7 @@ RunFigures MeasureBare(const std::string& bootstrap, const Config& cfg, const Wo
   co.group_id = GroupId("bare");
   co.client_id = "bench-bare";
   co.topics = {cfg.kafka.topics.sensors};
-  co.properties = cfg.kafka.properties;
+  co.properties = cfg.kafka.ConsumerProperties();
   const size_t batch_max = static_cast<size_t>(cfg.kafka.batch_max_messages);
   const int wait_ms = static_cast<int>(cfg.kafka.batch_max_ms);
   const auto t0 = SteadyClock::now();

@@ -104,8 +104,8 @@ Config Deployment(const Config& base, const std::string& tag) {
   cfg.kafka.topics.dispatch = "bench-dispatch-" + tag;
   cfg.kafka.topics.dlq = "bench-dlq-" + tag;
   // Short sessions: a member that left is noticed within seconds.
-  cfg.kafka.properties["session.timeout.ms"] = "6000";
-  cfg.kafka.properties["heartbeat.interval.ms"] = "500";
+  cfg.kafka.consumer_properties["session.timeout.ms"] = "6000";
+  cfg.kafka.consumer_properties["heartbeat.interval.ms"] = "500";
   return cfg;
 }
 

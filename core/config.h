@@ -44,10 +44,23 @@ struct KafkaOptions {
   int partitions = 4;             // kafka.partitions: per input topic, when the embedded broker creates them
   int batch_max_messages = 1000;  // kafka.batch.max_messages: one micro-batch (one WriteBatch) at most
   int64_t batch_max_ms = 20;      // kafka.batch.max_wait: how long a poll waits to fill a batch
-  // kafka.properties: extra librdkafka properties passed through as-is
-  // (security.protocol, sasl.*, ssl.* for a real cluster).
+  // kafka.properties: extra librdkafka properties passed through as-is to
+  // every client (security.protocol, sasl.*, ssl.* for a real cluster).
   std::map<std::string, std::string> properties;
+  // kafka.consumer_properties / kafka.producer_properties: to consumers or
+  // producers only (fetch.*, linger.ms, ...), over `properties`; librdkafka
+  // warns about a consumer property given to a producer and the reverse.
+  std::map<std::string, std::string> consumer_properties, producer_properties;
+  std::map<std::string, std::string> ConsumerProperties() const { return Over(properties, consumer_properties); }
+  std::map<std::string, std::string> ProducerProperties() const { return Over(properties, producer_properties); }
   bool operator==(const KafkaOptions&) const = default;
+
+ private:
+  static std::map<std::string, std::string> Over(std::map<std::string, std::string> base,
+                                                 const std::map<std::string, std::string>& over) {
+    for (const auto& [k, v] : over) base[k] = v;
+    return base;
+  }
 };
 
 // scale:

@@ -804,6 +804,10 @@ const KeyTable<KafkaOptions>& KafkaKeys() {
       K::Group("batch", &BatchKeys),
       K::FreeMap<decltype(&KafkaOptions::properties), std::string>("properties", "map of strings",
                                                                    &KafkaOptions::properties, &ReadString),
+      K::FreeMap<decltype(&KafkaOptions::properties), std::string>(
+          "consumer_properties", "map of strings", &KafkaOptions::consumer_properties, &ReadString),
+      K::FreeMap<decltype(&KafkaOptions::properties), std::string>(
+          "producer_properties", "map of strings", &KafkaOptions::producer_properties, &ReadString),
   };
   return t;
 }

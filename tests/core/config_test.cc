@@ -468,6 +468,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"UnknownSection", "sla:\n", "slas:\n", "slas", "slas:", "unknown key (did you mean 'sla'?)"},
         BadCase{"WrongType", "partitions: 4", "partitions: four", "kafka.partitions", "partitions:",
                 "expected an integer, got 'four'"},
+        BadCase{"PropertiesNotAMap", "partitions: 4", "partitions: 4\n  consumer_properties: [a, b]",
+                "kafka.consumer_properties", "consumer_properties:", "expected a map"},
         BadCase{"ListWhereStringExpected", "    sensor: water_level", "    sensor: [water_level]", "rules[0].sensor",
                 "sensor:", "expected a string, got a list"},
         BadCase{"BadDuration", "for: 2m", "for: 2 minutes", "rules[0].for", "for:", "expected a duration"},
@@ -631,6 +633,21 @@ std::string OpsToken(const std::string& name = "ops", const std::string& hash = 
                      const std::string& role = "      role: operator\n",
                      const std::string& districts = "      districts: [furong]\n") {
   return "    - name: " + name + "\n      sha256: " + hash + "\n" + role + districts;
+}
+
+TEST(Config, ConsumerAndProducerPropertiesGoOverTheCommonOnes) {
+  auto r = LoadConfigText(Edit(kBase, "  partitions: 4\n",
+                               "  partitions: 4\n"
+                               "  properties: {\"security.protocol\": ssl, \"client.rack\": r1}\n"
+                               "  consumer_properties: {\"session.timeout.ms\": \"6000\", \"client.rack\": r2}\n"
+                               "  producer_properties: {\"linger.ms\": \"5\"}\n"),
+                          kFile);
+  ASSERT_TRUE(r.config.has_value()) << Dump(r.errors);
+  const KafkaOptions& k = r.config->kafka;
+  using Map = std::map<std::string, std::string>;
+  EXPECT_EQ(k.ConsumerProperties(),
+            (Map{{"security.protocol", "ssl"}, {"client.rack", "r2"}, {"session.timeout.ms", "6000"}}));
+  EXPECT_EQ(k.ProducerProperties(), (Map{{"security.protocol", "ssl"}, {"client.rack", "r1"}, {"linger.ms", "5"}}));
 }
 
 TEST(Config, ApiDefaults) {

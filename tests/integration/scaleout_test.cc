@@ -47,7 +47,8 @@ std::string ShardedConfig(const std::string& suffix) {
     if (pos != std::string::npos) text.replace(pos, from.size(), to);
   };
   replace("max_messages: 1000", "max_messages: 150");
-  replace("properties: {}", R"(properties: {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"})");
+  replace("consumer_properties: {}",
+          R"(consumer_properties: {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"})");
   replace("  shards: 0", "  shards: " + std::to_string(kShards));
   if (!suffix.empty()) {
     replace("group_id: cityloop ", "group_id: cityloop" + suffix + " ");
