@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -383,8 +384,11 @@ std::vector<storage::TopicPartition> ListStreams(const std::string& dir) {
     if (!t.is_directory()) continue;
     for (const auto& p : fs::directory_iterator(t.path(), ec)) {
       const std::string name = p.path().filename().string();
-      if (!p.is_directory() || name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-      out.push_back({t.path().filename().string(), std::stoi(name)});
+      int32_t partition = -1;
+      const auto [end, err] = std::from_chars(name.data(), name.data() + name.size(), partition);
+      // Only a partition number's directory: not "tmp", "-1" or beyond int32.
+      if (!p.is_directory() || err != std::errc() || end != name.data() + name.size() || partition < 0) continue;
+      out.push_back({t.path().filename().string(), partition});
     }
   }
   std::sort(out.begin(), out.end());

@@ -306,6 +306,19 @@ TEST_F(DamagedLog, AWriterContinuesAfterCuttingItsTornTail) {
   EXPECT_EQ(records.back().seq, records[records.size() - 2].seq + 1);
 }
 
+TEST(ReplayLog, DirectoriesThatAreNoPartitionNumberAreLeftAlone) {
+  testing::TempDir dir;
+  WriteLog(dir.path(), {Msg("city.sensors", 0, 0, "wl-1", 5000, "{}")}, 1 << 20);
+  // Beside the stream: a name beyond int32 (it threw std::out_of_range), a sign, text.
+  for (const char* name : {"99999999999", "-1", "tmp"}) {
+    std::filesystem::create_directories(dir.path() + "/city.sensors/" + name);
+  }
+  std::vector<LogProblem> problems;
+  const auto records = ReadAll(dir.path(), {}, &problems);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].message.partition, 0);
+}
+
 TEST(ReplayLog, RefusesToMixWritersAndReadsOnlyLogs) {
   testing::TempDir dir;
   ASSERT_TRUE(LogWriter::Open(dir.path()).ok());
