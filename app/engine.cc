@@ -192,18 +192,24 @@ void Engine::Refresh(bool force) {
   // Lag: how far the stored offsets are behind each assigned partition's end.
   if (!offsets_) return;
   std::vector<ingest::PartitionOffset> positions;
+  std::vector<std::optional<int64_t>> ends;  // from the consumer's fetches, where it has them
   if (shards_) {
     // Sharded, the lag that matters is each owned shard's behind its work partition.
     for (const auto& [partition, next] : shards_->Positions()) {
       positions.push_back({city_->config().kafka.topics.work, partition, next});
+      ends.push_back(shards_->CachedWorkEnd(partition));
     }
   } else {
     for (const auto& p : consumer_->Assignment()) {
       positions.push_back({p.topic, p.partition, store_->GetOffset({p.topic, p.partition}).value_or(0)});
+      ends.push_back(consumer_->CachedHighWatermark(p.topic, p.partition));
     }
   }
-  for (const auto& p : positions) {
-    auto high = offsets_->HighWatermark(p.topic, p.partition, 1000);
+  for (size_t i = 0; i < positions.size(); ++i) {
+    const ingest::PartitionOffset& p = positions[i];
+    // Asking the broker blocks this loop, up to the timeout per partition
+    // with the broker down: only before the consumer's first fetch of it.
+    Result<int64_t> high = ends[i] ? Result<int64_t>(*ends[i]) : offsets_->HighWatermark(p.topic, p.partition, 1000);
     if (!high.ok()) continue;
     const int64_t next = p.next_offset;
     metrics_->GetGauge("cityloop_ingest_lag", "Messages not yet applied, per input partition",

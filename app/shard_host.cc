@@ -305,6 +305,10 @@ std::map<int32_t, int64_t> ShardHost::Positions() const {
   return out;
 }
 
+std::optional<int64_t> ShardHost::CachedWorkEnd(int32_t partition) const {
+  return consumer_ ? consumer_->CachedHighWatermark(city_->config().kafka.topics.work, partition) : std::nullopt;
+}
+
 std::vector<std::shared_ptr<const storage::Store>> ShardHost::stores() const {
   std::lock_guard<std::mutex> lock(shards_mu_);
   std::vector<std::shared_ptr<const storage::Store>> out;

@@ -66,6 +66,8 @@ class ShardHost {
   dispatch::CaseEngine::Census Census() const;
   // Work partition -> next offset to apply, per owned shard.
   std::map<int32_t, int64_t> Positions() const;
+  // The work partition's end as the consumer last fetched it (KafkaConsumer::CachedHighWatermark).
+  std::optional<int64_t> CachedWorkEnd(int32_t partition) const;
   // The stores of the owned shards, for reads from other threads.
   std::vector<std::shared_ptr<const storage::Store>> stores() const;
 

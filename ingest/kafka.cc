@@ -351,6 +351,15 @@ class ConsumerImpl final : public KafkaConsumer {
     return out;
   }
 
+  std::optional<int64_t> CachedHighWatermark(const std::string& topic, int32_t partition) const override {
+    int64_t low = -1, high = -1;
+    if (rd_kafka_get_watermark_offsets(rk_, topic.c_str(), partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      return std::nullopt;  // unknown partition, or RD_KAFKA_OFFSET_INVALID: no fetch answered yet
+    }
+    return high;
+  }
+
   Result<std::vector<PartitionOffset>> Committed(int timeout_ms) const override {
     rd_kafka_topic_partition_list_t* list = nullptr;
     std::vector<PartitionOffset> out = AssignmentList(&list);

@@ -76,6 +76,10 @@ class KafkaConsumer {
   virtual Status Pause() = 0;
   virtual Status Resume() = 0;
   virtual std::vector<PartitionOffset> Assignment() const = 0;
+  // A partition's end (high watermark) as the last fetch response told it:
+  // librdkafka's cache, no broker round trip, so it answers at once with the
+  // broker down. nullopt before a fetch of it; stale while it is paused.
+  virtual std::optional<int64_t> CachedHighWatermark(const std::string& topic, int32_t partition) const = 0;
   // The group's offsets committed in Kafka for the current assignment
   // (next_offset -1 where there is none).
   virtual Result<std::vector<PartitionOffset>> Committed(int timeout_ms) const = 0;

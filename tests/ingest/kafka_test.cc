@@ -199,6 +199,25 @@ TEST_F(KafkaTest, OffsetLookupIsHonouredOnAssignment) {
   EXPECT_EQ(assigned[0].next_offset, 6);
 }
 
+// The engine's lag gauge reads partition ends from here, not from the broker.
+TEST_F(KafkaTest, CachedHighWatermarkFollowsTheFetches) {
+  StartBroker({{"hw", 1}});
+  auto producer = MakeProducer();
+  ASSERT_TRUE(producer);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(producer->Produce("hw", "k", std::to_string(i)).ok());
+  ASSERT_TRUE(producer->Flush(10000).ok());
+  auto consumer = MakeConsumer("g-hw", {"hw"}, [](const std::string&, int32_t) { return std::nullopt; });
+  ASSERT_TRUE(consumer);
+  EXPECT_EQ(consumer->CachedHighWatermark("hw", 0), std::nullopt);  // nothing fetched yet
+  ASSERT_EQ(PollUntil(consumer.get(), 10).size(), 10u);
+  EXPECT_EQ(consumer->CachedHighWatermark("hw", 0), std::optional<int64_t>(10));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(producer->Produce("hw", "k", std::to_string(i)).ok());
+  ASSERT_TRUE(producer->Flush(10000).ok());
+  ASSERT_EQ(PollUntil(consumer.get(), 5).size(), 5u);
+  EXPECT_EQ(consumer->CachedHighWatermark("hw", 0), std::optional<int64_t>(15));
+  EXPECT_EQ(consumer->CachedHighWatermark("no-such-topic", 0), std::nullopt);
+}
+
 TEST_F(KafkaTest, CommittedOffsetIsTheFallbackForTheNextMember) {
   StartBroker({{"cm", 1}});
   auto producer = MakeProducer();
