@@ -62,6 +62,24 @@ Pipeline::Pipeline(std::shared_ptr<const CityModel> city, storage::Store* store,
       "cityloop_camera_recalibrations", "Light changes that made a camera re-learn its background (since start)");
   for (const char* outcome : {"analysed", "skipped_rate", "skipped_old", "overload", "rejected"}) CountFrame(outcome, 0);
   open_cases_ = &metrics_->GetGauge("cityloop_cases_open", "Cases not yet closed, invalidated or merged");
+  resident_cases_ = &metrics_->GetGauge("cityloop_cases_in_memory", "Cases held in memory: the open and the recently settled");
+  evicted_cases_ = &metrics_->GetCounter("cityloop_cases_evicted_total",
+                                         "Settled cases dropped from memory (read back from the store when needed)");
+  // A settled case leaves memory after a while (Commit); a command or a
+  // relapse that needs it again reads it back from here.
+  cases_.SetLoader([this](const std::string& id) -> std::optional<Case> {
+    auto text = store_->GetCase(id);
+    if (!text.ok() || !*text) {
+      if (!text.ok()) spdlog::error("case {}: reading it back from the store failed: {}", id, text.status().ToString());
+      return std::nullopt;
+    }
+    auto c = ParseCaseJson(**text);
+    if (!c.ok()) {
+      spdlog::error("case {}: the stored case does not parse: {}", id, c.status().ToString());
+      return std::nullopt;
+    }
+    return std::move(c).value();
+  });
 }
 
 // outcome: analysed | skipped_rate (over camera.fps) | skipped_old (out of
@@ -275,6 +293,19 @@ void Pipeline::AfterInput(const std::vector<Signal>& signals) {
   effects_.records.clear();
 }
 
+void Pipeline::EvictSettledCases() {
+  // Swept once a minute of event time, after the write: every case is then in
+  // the store as in memory. Kept an hour at least, and while a relapse can
+  // still reopen them: those are the cases commands and relapses come for.
+  constexpr int64_t kSweepEveryMs = 60000;
+  const int64_t watermark = cases_.time_ms();
+  if (last_eviction_ms_ != std::numeric_limits<int64_t>::min() && watermark - last_eviction_ms_ < kSweepEveryMs) return;
+  last_eviction_ms_ = watermark;
+  const int64_t keep_ms = std::max<int64_t>(3600000, city_->config().dispatch.relapse_within_ms);
+  evicted_cases_->Inc(static_cast<int64_t>(cases_.EvictSettled(keep_ms)));
+  resident_cases_->Set(static_cast<double>(cases_.case_count()));
+}
+
 void Pipeline::PublishCaseStats() {
   const dispatch::CaseEngineStats& s = cases_.stats();
   auto publish = [&](const char* name, const char* help, int64_t now, int64_t& was) {
@@ -450,6 +481,7 @@ Status Pipeline::Commit(const std::map<storage::TopicPartition, int64_t>& next_o
   CL_RETURN_IF_ERROR(store_->Write(std::move(wb)));
   FaultPoint("after_write");
   batches_->Inc();
+  EvictSettledCases();
   result->Clear();
   result->outbox = std::move(outbox_);
   outbox_.clear();

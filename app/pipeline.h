@@ -9,11 +9,12 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
-#include <unordered_map>
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/city.h"
@@ -94,6 +95,8 @@ class Pipeline {
   void AfterInput(const std::vector<Signal>& signals);
   // Moves the case engine's counters into /metrics.
   void PublishCaseStats();
+  // Drops long-settled cases from memory (dispatch::CaseEngine::EvictSettled), now and then.
+  void EvictSettledCases();
   void CountFrame(const char* outcome, int64_t n);
   // Counts and, when dropped, dead-letters an input that came too late.
   bool Admitted(detect::Admission a, const ingest::Message& m, int64_t ts_ms);
@@ -121,6 +124,7 @@ class Pipeline {
   uint64_t next_outbox_seq_ = 1;  // counts this shard's records; the seq is ShardSequence(n, shard_)
   int64_t last_ingest_ms_ = 0;
   uint64_t events_trimmed_to_ = 0;  // event log records below this seq are deleted
+  int64_t last_eviction_ms_ = std::numeric_limits<int64_t>::min();  // event time of the last sweep of settled cases
 
   // Per-batch scratch, reused.
   std::vector<storage::OutboxRecord> outbox_;
@@ -143,6 +147,8 @@ class Pipeline {
   Gauge* camera_memory_;
   Gauge* camera_recalibrations_;
   Gauge* open_cases_;
+  Gauge* resident_cases_;
+  Counter* evicted_cases_;
 };
 
 }  // namespace cityloop::app

@@ -52,10 +52,12 @@ void CaseEngine::Unindex(const Case& c) {
   --open_count_;
 }
 
-void CaseEngine::Restore(Case c) {
+void CaseEngine::Restore(Case c) { Admit(std::move(c), /*readmitted=*/false); }
+
+Case& CaseEngine::Admit(Case c, bool readmitted) {
   const std::string id = c.id;
   Index(c);
-  if (!c.signals.empty() && c.signals.front().source == SignalSource::kSensor) {
+  if (!readmitted && !c.signals.empty() && c.signals.front().source == SignalSource::kSensor) {
     by_sensor_[c.signals.front().rule_id + "/" + c.signals.front().device_id] = id;
   }
   for (const Task& t : c.tasks) {
@@ -63,9 +65,34 @@ void CaseEngine::Restore(Case c) {
       units_.Assign(t.unit, id);
     }
   }
-  kpi_.Replace({}, Contribute(c, city_->config().city.utc_offset_minutes));
+  if (!readmitted) kpi_.Replace({}, Contribute(c, city_->config().city.utc_offset_minutes));
   auto [it, inserted] = cases_.insert_or_assign(id, std::move(c));
   Retime(it->second);
+  return it->second;
+}
+
+Case* CaseEngine::Resident(const std::string& id) {
+  if (auto it = cases_.find(id); it != cases_.end()) return &it->second;
+  if (!loader_) return nullptr;
+  std::optional<Case> stored = loader_(id);
+  // Only settled cases leave memory, so one read back is settled too.
+  if (!stored || stored->id != id || CaseIsOpen(stored->status)) return nullptr;
+  return &Admit(std::move(*stored), /*readmitted=*/true);
+}
+
+size_t CaseEngine::EvictSettled(int64_t keep_ms) {
+  if (!loader_) return 0;
+  size_t evicted = 0;
+  for (auto it = cases_.begin(); it != cases_.end();) {
+    const Case& c = it->second;
+    if (CaseIsOpen(c.status) || c.updated_ms >= now_ms_ - keep_ms || touched_.count(c.id) || due_.count(c.id)) {
+      ++it;
+      continue;
+    }
+    it = cases_.erase(it);
+    ++evicted;
+  }
+  return evicted;
 }
 
 void CaseEngine::Retime(const Case& c) {
@@ -333,7 +360,9 @@ Case* CaseEngine::RelapsedCase(const Signal& s) {
   if (s.source != SignalSource::kSensor || within <= 0) return nullptr;
   auto it = by_sensor_.find(s.rule_id + "/" + s.device_id);
   if (it == by_sensor_.end()) return nullptr;
-  Case& c = cases_.at(it->second);
+  Case* resident = Resident(it->second);
+  if (!resident) return nullptr;
+  Case& c = *resident;
   const bool sensor_closed = c.status == CaseStatus::kClosed && c.verified_ms != 0 && c.verified_ms == c.closed_ms;
   if (!sensor_closed || s.fired_ms < c.closed_ms || s.fired_ms > c.closed_ms + within) return nullptr;
   return &c;

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -88,6 +89,16 @@ class CaseEngine {
 
   // Puts a stored case back (on start). Cases must be restored before input arrives.
   void Restore(Case c);
+  // Cases no longer open leave memory (EvictSettled); a command or a relapse
+  // that needs one again reads it back through the loader (from the store).
+  // Without a loader nothing is evicted.
+  using CaseLoader = std::function<std::optional<Case>(const std::string& id)>;
+  void SetLoader(CaseLoader loader) { loader_ = std::move(loader); }
+  // Drops from memory the cases no longer open whose newest change is more
+  // than keep_ms before the watermark. Call only once their state is stored
+  // (after the batch is written); their KPI share stays in the book, their
+  // sensor stays known for a relapse. Returns how many left.
+  size_t EvictSettled(int64_t keep_ms);
   // Next case number (persisted in meta "case_seq").
   void RestoreCaseSequence(uint64_t next) { next_case_number_ = next; }
   uint64_t next_case_number() const { return next_case_number_; }
@@ -149,6 +160,11 @@ class CaseEngine {
   void AddSignal(Case& c, const Signal& s, Effects* fx);
   Case* OpenCaseHolding(const std::string& signal_id);
   Case* RelapsedCase(const Signal& s);
+  // The case with this id, read back through the loader if it was evicted; nullptr if none.
+  Case* Resident(const std::string& id);
+  // Restore's indexing; a case read back after eviction (readmitted) is in
+  // the KPI book and by_sensor_ already.
+  Case& Admit(Case c, bool readmitted);
 
   // Workflow (case_workflow.cc).
   void Register(Case& c, const Actor& actor, int64_t at_ms, Effects* fx);
@@ -200,7 +216,8 @@ class CaseEngine {
   std::unique_ptr<SlaPolicy> sla_;
   UnitTracker units_;
   KpiBook kpi_;
-  std::map<std::string, Case> cases_;                        // by id
+  std::map<std::string, Case> cases_;                        // by id: the open ones, and recently closed
+  CaseLoader loader_;
   std::unordered_map<std::string, std::vector<std::string>> open_by_key_;  // category/cell -> open case ids
   std::unordered_map<std::string, std::string> by_sensor_;   // "rule/device" of a sensor-opened case -> newest case id
   std::set<std::pair<int64_t, std::string>> timers_;         // (due, case id)

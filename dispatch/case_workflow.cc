@@ -219,17 +219,17 @@ void CaseEngine::Reject(const Command& cmd, const Case* c, const std::string& re
 }
 
 std::string CaseEngine::OnCommand(const Command& cmd, Effects* fx) {
-  auto it = cases_.find(cmd.case_id);
+  Case* found = Resident(cmd.case_id);
   std::string reason;
-  if (it == cases_.end()) {
+  if (!found) {
     reason = "unknown_case: no case " + cmd.case_id;
-  } else if (std::find(it->second.recent_commands.begin(), it->second.recent_commands.end(), cmd.command_id) !=
-             it->second.recent_commands.end()) {
+  } else if (std::find(found->recent_commands.begin(), found->recent_commands.end(), cmd.command_id) !=
+             found->recent_commands.end()) {
     reason = "duplicate_command: command " + cmd.command_id + " was applied already";
   } else if (cmd.role == Role::kViewer) {
     reason = "role: a viewer may not act on cases";
   } else {
-    Case& c = it->second;
+    Case& c = *found;
     // Commands never act before the case's newest change (clock skew between consoles).
     const int64_t at = std::max(cmd.ts_ms, c.updated_ms);
     const size_t audit_before = fx->audit.size(), records_before = fx->records.size();
@@ -246,7 +246,7 @@ std::string CaseEngine::OnCommand(const Command& cmd, Effects* fx) {
     }
   }
   if (!reason.empty()) {
-    Reject(cmd, it == cases_.end() ? nullptr : &it->second, reason, fx);
+    Reject(cmd, found, reason, fx);
     return reason.substr(0, reason.find(':'));
   }
   Settle(fx);
@@ -552,7 +552,9 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
 void CaseEngine::OnRecovery(const Recovery& r, Effects* fx) {
   auto it = by_sensor_.find(r.rule_id + "/" + r.device_id);
   if (it == by_sensor_.end()) return;
-  Case& c = cases_.at(it->second);
+  auto found = cases_.find(it->second);  // absent: settled and evicted, nothing to verify
+  if (found == cases_.end()) return;
+  Case& c = found->second;
   if (!CaseIsOpen(c.status) || c.normal_since_ms != 0 || r.ts_ms < c.last_signal_ms) return;
   Touch(c);
   c.normal_since_ms = r.ts_ms;

@@ -9,7 +9,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -1481,6 +1483,111 @@ TEST_F(CaseWorkflowTest, ARelapseAfterTheWindowOpensANewCase) {
   EXPECT_NE(next, id);
   EXPECT_EQ(C(id).status, CaseStatus::kClosed);
   EXPECT_EQ(engine().stats().relapses, 0);
+}
+
+// ---------------------------------------------------------------- eviction
+
+// One engine driven call by call; with `evict`, every settled case leaves
+// memory after each call (EvictSettled(0)) and is read back from a map that
+// stands in for the store, holding each changed case as the pipeline writes it.
+class DrivenEngine {
+ public:
+  DrivenEngine(std::shared_ptr<const CityModel> city, bool evict) : engine_(std::move(city)), evict_(evict) {
+    if (!evict_) return;
+    engine_.SetLoader([this](const std::string& id) -> std::optional<Case> {
+      auto it = stored_.find(id);
+      if (it == stored_.end()) return std::nullopt;
+      auto c = ParseCaseJson(it->second);
+      EXPECT_TRUE(c.ok()) << c.status().ToString();
+      ++loads_;
+      return c.ok() ? std::optional<Case>(std::move(c).value()) : std::nullopt;
+    });
+  }
+  template <typename Call>
+  void Do(Call call) {
+    Effects fx;
+    call(engine_, &fx);
+    for (const std::string& id : fx.changed_cases) stored_[id] = CaseToJson(*engine_.Find(id)).dump();
+    for (const auto& r : fx.records) out_.push_back(r.topic + " " + r.value);
+    for (const auto& a : fx.audit) out_.push_back("audit " + a.json);
+    if (evict_) evicted_ += engine_.EvictSettled(0);
+  }
+  CaseEngine& engine() { return engine_; }
+  const std::vector<std::string>& out() const { return out_; }
+  size_t evicted() const { return evicted_; }
+  size_t loads() const { return loads_; }
+
+ private:
+  CaseEngine engine_;
+  bool evict_;
+  std::map<std::string, std::string> stored_;
+  std::vector<std::string> out_;  // every event and audit entry, in order
+  size_t evicted_ = 0, loads_ = 0;
+};
+
+// Settled cases leave memory and come back for a relapse, a reopen or a
+// repeated command: the events and the audit are those of an engine that
+// keeps everything, KPIs too.
+TEST_F(CaseWorkflowTest, EvictedSettledCasesComeBackAsTheyWereForCommandsAndRelapses) {
+  engine();  // builds city_
+  DrivenEngine keeps(city_, false), evicts(city_, true);
+  const int64_t d = kT0;
+  int64_t n = 0;
+  auto cmd = [&](const std::string& id, CaseAction a, Role r, int64_t at, const std::string& command_id = "") {
+    Command c = Cmd(id, a, r, at);
+    if (!command_id.empty()) c.command_id = command_id;
+    return c;
+  };
+  auto both = [&](auto call) {
+    keeps.Do(call);
+    evicts.Do(call);
+    ++n;
+  };
+  auto open = [&](Signal s) { both([s](CaseEngine& e, Effects* fx) { e.OnSignal(s, fx); }); };
+  auto run = [&](Command c) { both([c](CaseEngine& e, Effects* fx) { e.OnCommand(c, fx); }); };
+  auto advance = [&](int64_t t) { both([t](CaseEngine& e, Effects* fx) { e.AdvanceTo(t, fx); }); };
+  auto recover = [&](int64_t t) {
+    both([t](CaseEngine& e, Effects* fx) { e.OnRecovery(Recovery{"road-waterlogging", "wl-1", t}, fx); });
+  };
+
+  // A sensor case closed by its sensor, and a report case closed by hand.
+  open(Sig("waterlogging", 0, 0, d));
+  const std::string sensor_case = "CL-20251128-000001";
+  run(cmd(sensor_case, CaseAction::kAcknowledge, Role::kOperator, d + 2 * kMin));
+  run(cmd(sensor_case, CaseAction::kHandled, Role::kOperator, d + 10 * kMin));
+  recover(d + 12 * kMin);
+  open(Report("waterlogging", 3, 3, d + 13 * kMin, "hotline", "r-1"));
+  const std::string report_case = "CL-20251128-000002";
+  for (CaseAction a : {CaseAction::kAcknowledge, CaseAction::kArrive, CaseAction::kHandled}) {
+    run(cmd(report_case, a, Role::kOperator, d + 15 * kMin));
+  }
+  run(cmd(report_case, CaseAction::kVerifyPass, Role::kOperator, d + 20 * kMin, "verify-1"));
+  advance(d + 2 * kHour);
+  ASSERT_EQ(keeps.engine().Find(sensor_case)->status, CaseStatus::kClosed);
+  ASSERT_EQ(keeps.engine().Find(report_case)->status, CaseStatus::kClosed);
+  EXPECT_EQ(evicts.engine().case_count(), 0u);  // both settled before the watermark: gone
+  EXPECT_EQ(evicts.evicted(), 2u);
+
+  // Against the evicted cases: a late recovery (nothing), the repeated
+  // verify (rejected as a duplicate: the case remembers it), a viewer, an
+  // unknown case, a reopen, and the sensor's relapse.
+  recover(d + 2 * kHour + kMin);
+  run(cmd(report_case, CaseAction::kVerifyPass, Role::kOperator, d + 2 * kHour, "verify-1"));
+  run(cmd(report_case, CaseAction::kReopen, Role::kViewer, d + 2 * kHour));
+  run(cmd("CL-20251128-000099", CaseAction::kReopen, Role::kSupervisor, d + 2 * kHour));
+  run(cmd(report_case, CaseAction::kReopen, Role::kSupervisor, d + 3 * kHour));
+  open(Sig("waterlogging", 0, 0, d + 4 * kHour));
+  EXPECT_EQ(keeps.engine().stats().relapses, 1);
+  EXPECT_EQ(evicts.engine().stats().relapses, 1);
+  ASSERT_NE(evicts.engine().Find(sensor_case), nullptr);
+  EXPECT_EQ(evicts.engine().Find(sensor_case)->status, CaseStatus::kDispatched);
+  EXPECT_EQ(evicts.engine().Find(report_case)->status, CaseStatus::kDispatched);
+  EXPECT_GE(evicts.loads(), 2u);
+
+  EXPECT_EQ(keeps.out(), evicts.out()) << "after " << n << " calls";
+  EXPECT_EQ(keeps.engine().kpi().QueryJson(KpiGroup::kDepartment, 0, 100000).dump(),
+            evicts.engine().kpi().QueryJson(KpiGroup::kDepartment, 0, 100000).dump());
+  EXPECT_EQ(keeps.engine().open_count(), evicts.engine().open_count());
 }
 
 // Regression: a recovery that arrives while a handled sensor-backed case is

@@ -57,6 +57,7 @@ Config DispatchConfig() {
   }
   c.dispatch.speed_kmh = {{"truck", 25}, {"car", 36}};
   c.dispatch.sensor_normal_for_ms = 0;
+  c.dispatch.relapse_within_ms = 0;  // no relapses (nothing is sensor-verified): settled cases stay in memory 1 h
   return c;
 }
 
@@ -381,6 +382,54 @@ TEST_F(DispatchEndToEnd, AScriptOfCommandsWithRejectedOnesStillClosesTheCase) {
   EXPECT_EQ(closed["data"]["verified"], true);
   EXPECT_EQ(metrics_.CounterTotal("cityloop_commands_total", {{"outcome", "rejected"}}), 4);
   EXPECT_EQ(metrics_.CounterTotal("cityloop_commands_total", {{"outcome", "applied"}}), 5);
+}
+
+// A settled case leaves the engine's memory an hour of event time after its
+// last change (it stays in the store and the API); a supervisor's reopen
+// reads it back and carries on where it was.
+TEST_F(DispatchEndToEnd, ASettledCaseLeavesMemoryAndAReopenReadsItBack) {
+  Readings(device("gas-1"), kT0, kT0 + 2 * kMin, 800);
+  TopicTail dispatch(bootstrap(), topics().dispatch), cases(bootstrap(), topics().cases);
+  const std::string case_id = AwaitOrder(dispatch);
+  ASSERT_FALSE(case_id.empty());
+  auto command = [&](const std::string& id, const std::string& action, const std::string& role, int64_t at) {
+    json c = {{"command_id", id}, {"case_id", case_id}, {"action", action}, {"actor", "op-script"},
+              {"role", role},     {"ts", at},           {"note", "scripted"}};
+    if (action == "enroute") c["unit_id"] = "gas-u1";
+    Send(topics().commands, case_id, c.dump());
+  };
+  int n = 0;
+  for (const char* action : {"acknowledge", "enroute", "arrive", "handled", "verify_pass"}) {
+    ++n;
+    command("c-" + std::to_string(n), action, "operator", kT0 + (3 + n) * kMin);
+  }
+  ASSERT_TRUE(producer_->Flush(10000).ok());
+  ASSERT_TRUE(testing::WaitFor([&] {
+    cases.Poll();
+    return HasEvent(cases.values(), case_id, "city.case.closed");
+  }, std::chrono::seconds(30))) << "case " << case_id << " did not close";
+  EXPECT_EQ(metrics_.CounterTotal("cityloop_cases_evicted_total"), 0);
+
+  // Normal readings for 90 minutes move event time on: the case leaves memory.
+  Readings(device("gas-1"), kT0 + 10 * kMin, kT0 + 100 * kMin, 5);
+  ASSERT_TRUE(testing::WaitFor([&] { return metrics_.CounterTotal("cityloop_cases_evicted_total") >= 1; },
+                               std::chrono::seconds(30)))
+      << "the closed case stayed in memory";
+  EXPECT_EQ(metrics_.GaugeTotal("cityloop_cases_in_memory"), 0);
+  EXPECT_EQ(StoredJson(engine_->store().GetCase(case_id)).value("status", ""), "closed");
+
+  // A repeated command id is still known; the reopen applies.
+  command("c-5", "verify_pass", "operator", kT0 + 101 * kMin);
+  command("c-6", "reopen", "supervisor", kT0 + 102 * kMin);
+  ASSERT_TRUE(producer_->Flush(10000).ok());
+  ASSERT_TRUE(testing::WaitFor([&] {
+    cases.Poll();
+    return HasEvent(cases.values(), case_id, "city.case.reopened");
+  }, std::chrono::seconds(30))) << "the reopen of the evicted case did not apply";
+  const auto rejected = OfType(cases.values(), "city.command.rejected");
+  ASSERT_EQ(rejected.size(), 1u);
+  EXPECT_EQ(rejected[0]["data"]["reason"], "duplicate_command");
+  EXPECT_EQ(StoredJson(engine_->store().GetCase(case_id)).value("reopens", 0), 1);
 }
 
 TEST_F(DispatchEndToEnd, SimulateWithOperatorsClosesEveryCaseItsUnitsTake) {
