@@ -31,49 +31,8 @@ std::string HeaderStr(const ingest::Message& m, const std::string& name) {
   return s ? *s : "";
 }
 
-// Reads partition of topic from offset `from` up to (not including) `to`.
-Status ReadRange(ingest::OffsetQuery& query, const std::string& bootstrap,
-                 const std::map<std::string, std::string>& properties, const std::string& topic, int32_t partition,
-                 int64_t from, int64_t to, const std::function<Status(const ingest::Message&)>& fn) {
-  if (from >= to) return Status::Ok();
-  auto highs = query.HighWatermarks(topic, kTimeoutMs);
-  if (!highs.ok()) return highs.status();
-  ingest::ConsumerOptions co;
-  co.bootstrap = bootstrap;
-  co.client_id = "cityloop-changelog-restore";
-  co.topics = {topic};
-  co.properties = properties;
-  co.assign_all_partitions = true;
-  auto consumer = ingest::KafkaConsumer::Create(co, [&](const std::string&, int32_t p) -> std::optional<int64_t> {
-    if (p == partition) return from;
-    auto it = highs->find(p);
-    return it == highs->end() ? 0 : it->second;  // the others from their end: nothing to read
-  });
-  if (!consumer.ok()) return consumer.status();
-  std::vector<ingest::Message> batch;
-  int64_t next = from;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kTimeoutMs);
-  while (next < to) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Status::Unavailable(topic + "/" + std::to_string(partition) + ": no record at offset " +
-                                 std::to_string(next) + " within " + std::to_string(kTimeoutMs) + " ms");
-    }
-    batch.clear();
-    CL_RETURN_IF_ERROR((*consumer)->Poll(1000, 200, &batch));
-    for (const auto& m : batch) {
-      if (m.partition != partition || m.offset < next || m.offset >= to) continue;
-      next = m.offset + 1;
-      CL_RETURN_IF_ERROR(fn(m));
-    }
-  }
-  (*consumer)->Close();
-  return Status::Ok();
-}
-
 // Rebuilds the (empty) store at path from the snapshot at tail.base and the changes of its epoch.
-Result<std::shared_ptr<storage::Store>> Restore(ingest::OffsetQuery& query, const std::string& bootstrap,
-                                                const std::map<std::string, std::string>& properties,
-                                                const std::string& topic, int32_t partition,
+Result<std::shared_ptr<storage::Store>> Restore(ingest::OffsetQuery& query, const std::string& topic, int32_t partition,
                                                 const ChangelogTail& tail,
                                                 const std::string& path, const storage::StoreOptions& options,
                                                 uint64_t* epoch) {
@@ -84,8 +43,8 @@ Result<std::shared_ptr<storage::Store>> Restore(ingest::OffsetQuery& query, cons
     const std::string where = made++ == 0 ? path : path + ".scratch-" + std::to_string(made);
     return OpenFresh(where, options, /*remove_when_closed=*/where != path);
   });
-  CL_RETURN_IF_ERROR(ReadRange(query, bootstrap, properties, topic, partition, tail.base, tail.high,
-                               [&](const ingest::Message& m) { return follower.Apply(m); }));
+  CL_RETURN_IF_ERROR(query.ReadRange(topic, partition, tail.base, tail.high,
+                                     [&](const ingest::Message& m) { return follower.Apply(m); }, kTimeoutMs));
   if (!follower.current()) {
     return Status::DataLoss(topic + "/" + std::to_string(partition) + ": the snapshot at offset " +
                             std::to_string(tail.base) + " is incomplete");
@@ -106,21 +65,21 @@ uint64_t StoredEpoch(const storage::Store& store) {
 
 }  // namespace
 
-Result<ChangelogTail> ReadChangelogTail(ingest::OffsetQuery& query, const std::string& bootstrap,
-                                        const std::map<std::string, std::string>& properties,
-                                        const std::string& topic, int32_t partition) {
+Result<ChangelogTail> ReadChangelogTail(ingest::OffsetQuery& query, const std::string& topic, int32_t partition) {
   ChangelogTail t;
   auto high = query.HighWatermark(topic, partition, kTimeoutMs);
   if (!high.ok()) return high.status();
   t.high = *high;
   if (t.high == 0) return t;
-  CL_RETURN_IF_ERROR(ReadRange(query, bootstrap, properties, topic, partition, t.high - 1, t.high,
-                               [&](const ingest::Message& m) {
-                                 t.epoch = HeaderInt(m, "x-cl-epoch", 0);
-                                 t.seq = HeaderInt(m, "x-cl-seq", 0);
-                                 t.base = HeaderInt(m, "x-cl-base");
-                                 return Status::Ok();
-                               }));
+  CL_RETURN_IF_ERROR(query.ReadRange(
+      topic, partition, t.high - 1, t.high,
+      [&](const ingest::Message& m) {
+        t.epoch = HeaderInt(m, "x-cl-epoch", 0);
+        t.seq = HeaderInt(m, "x-cl-seq", 0);
+        t.base = HeaderInt(m, "x-cl-base");
+        return Status::Ok();
+      },
+      kTimeoutMs));
   return t;
 }
 
@@ -211,7 +170,7 @@ Result<ShardChangelog::Opened> ShardChangelog::Open(std::shared_ptr<const CityMo
   const std::string& topic = cfg.kafka.topics.changelog;
   auto query = ingest::OffsetQuery::Create(bootstrap, cfg.kafka.properties);
   if (!query.ok()) return query.status();
-  auto tail = ReadChangelogTail(**query, bootstrap, cfg.kafka.ConsumerProperties(), topic, partition);
+  auto tail = ReadChangelogTail(**query, topic, partition);
   if (!tail.ok()) return tail.status();
   Opened out;
   std::error_code ec;
@@ -231,8 +190,7 @@ Result<ShardChangelog::Opened> ShardChangelog::Open(std::shared_ptr<const CityMo
       return Status::DataLoss(topic + "/" + std::to_string(partition) + ": the last record names no snapshot");
     }
     local->reset();
-    auto restored =
-        Restore(**query, bootstrap, cfg.kafka.ConsumerProperties(), topic, partition, *tail, path, options, &epoch);
+    auto restored = Restore(**query, topic, partition, *tail, path, options, &epoch);
     if (!restored.ok()) return restored.status();
     out.store = std::move(restored).value();
     out.restored = true;

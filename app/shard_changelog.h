@@ -45,9 +45,7 @@ struct ChangelogTail {
   int64_t seq = 0;    // the last change number it covers
   int64_t base = -1;  // the begin offset of the latest complete snapshot (-1: none)
 };
-Result<ChangelogTail> ReadChangelogTail(ingest::OffsetQuery& query, const std::string& bootstrap,
-                                        const std::map<std::string, std::string>& properties,
-                                        const std::string& topic, int32_t partition);
+Result<ChangelogTail> ReadChangelogTail(ingest::OffsetQuery& query, const std::string& topic, int32_t partition);
 
 // A store at path, emptied first; with remove_when_closed its directory goes
 // when the last reference does (scratch and replica stores).

@@ -30,7 +30,7 @@ Result<std::unique_ptr<ShardReplicas>> ShardReplicas::Create(std::shared_ptr<con
   auto query = ingest::OffsetQuery::Create(bootstrap, cfg.kafka.properties);
   if (!query.ok()) return query.status();
   for (int32_t p = 0; p < cfg.scale.shards; ++p) {
-    auto tail = ReadChangelogTail(**query, bootstrap, cfg.kafka.ConsumerProperties(), topic, p);
+    auto tail = ReadChangelogTail(**query, topic, p);
     if (!tail.ok()) return tail.status();
     start[p] = tail->base >= 0 ? tail->base : 0;
     ShardReplicas* self = r.get();

@@ -28,6 +28,31 @@ const std::string* Message::header(const std::string& name) const {
 
 namespace kafka_internal {
 
+Message ToMessage(const rd_kafka_message_t* m) {
+  Message msg;
+  msg.topic = rd_kafka_topic_name(m->rkt);
+  msg.partition = m->partition;
+  msg.offset = m->offset;
+  if (m->key) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) msg.value.assign(static_cast<const char*>(m->payload), m->len);
+  rd_kafka_timestamp_type_t tstype;
+  const int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+  msg.timestamp_ms = ts >= 0 ? ts : 0;
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
+    const size_t n = rd_kafka_header_cnt(hdrs);
+    msg.headers.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      const char* name = nullptr;
+      const void* val = nullptr;
+      size_t size = 0;
+      if (rd_kafka_header_get_all(hdrs, i, &name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) break;
+      msg.headers.emplace_back(name, val ? std::string(static_cast<const char*>(val), size) : std::string());
+    }
+  }
+  return msg;
+}
+
 bool SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string& value, std::string* err) {
   char errstr[512];
   if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
@@ -298,7 +323,7 @@ class ConsumerImpl final : public KafkaConsumer {
         spdlog::warn("kafka consumer: {}: {}: {}", rd_kafka_err2name(e), what, msg);
         continue;
       }
-      out->push_back(Convert(m));
+      out->push_back(kafka_internal::ToMessage(m));
       rd_kafka_message_destroy(m);
       ++got;
     }
@@ -414,30 +439,6 @@ class ConsumerImpl final : public KafkaConsumer {
     return Status::Ok();
   }
 
-  static Message Convert(const rd_kafka_message_t* m) {
-    Message msg;
-    msg.topic = rd_kafka_topic_name(m->rkt);
-    msg.partition = m->partition;
-    msg.offset = m->offset;
-    if (m->key) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
-    if (m->payload) msg.value.assign(static_cast<const char*>(m->payload), m->len);
-    rd_kafka_timestamp_type_t tstype;
-    const int64_t ts = rd_kafka_message_timestamp(m, &tstype);
-    msg.timestamp_ms = ts >= 0 ? ts : 0;
-    rd_kafka_headers_t* hdrs = nullptr;
-    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
-      const size_t n = rd_kafka_header_cnt(hdrs);
-      msg.headers.reserve(n);
-      for (size_t i = 0; i < n; ++i) {
-        const char* name = nullptr;
-        const void* val = nullptr;
-        size_t size = 0;
-        if (rd_kafka_header_get_all(hdrs, i, &name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) break;
-        msg.headers.emplace_back(name, val ? std::string(static_cast<const char*>(val), size) : std::string());
-      }
-    }
-    return msg;
-  }
 
   Status SetPaused(bool pause) {
     if (!rk_) return Status::FailedPrecondition("consumer is closed");

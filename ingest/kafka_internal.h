@@ -6,7 +6,13 @@
 
 #include <string>
 
+#include "ingest/kafka.h"
+
 namespace cityloop::ingest::kafka_internal {
+
+// A fetched librdkafka message as a Message (topic, partition, offset, key,
+// value, CreateTime or LogAppendTime timestamp, headers).
+Message ToMessage(const rd_kafka_message_t* m);
 
 // rd_kafka_conf_set; on failure fills *err with "name=value: reason".
 bool SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string& value, std::string* err);

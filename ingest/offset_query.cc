@@ -151,10 +151,9 @@ struct OffsetQuery::Impl {
   rd_kafka_t* reader = nullptr;  // consumer for OffsetsForTime's probes, made when first needed
 
   ~Impl() {
-    if (reader) {
-      rd_kafka_consumer_close(reader);
-      rd_kafka_destroy(reader);
-    }
+    // The reader never joins its group nor commits: nothing for a consumer
+    // close to do but wait on the group coordinator (seconds).
+    if (reader) rd_kafka_destroy_flags(reader, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     if (rk) rd_kafka_destroy(rk);
   }
 
@@ -316,6 +315,54 @@ Result<OffsetQuery::TimeOffsets> OffsetQuery::OffsetsForTime(const std::string& 
   if (!failed.ok()) return failed;
   out.scanned = true;
   return out;
+}
+
+Status OffsetQuery::ReadRange(const std::string& topic, int32_t partition, int64_t from, int64_t to,
+                              const std::function<Status(const Message&)>& fn, int timeout_ms) {
+  if (from >= to) return Status::Ok();
+  auto reader = impl_->Reader();
+  if (!reader.ok()) return reader.status();
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = from;
+  rd_kafka_resp_err_t e = rd_kafka_assign(*reader, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::Unavailable("reading " + Where(topic, partition) + ": " + rd_kafka_err2str(e));
+  }
+  Status result;
+  int64_t next = from;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (next < to && result.ok()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      result = Status::Unavailable(Where(topic, partition) + ": no message at offset " + std::to_string(next) +
+                                   " within " + std::to_string(timeout_ms) + " ms");
+      break;
+    }
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(*reader, static_cast<int>(std::min<int64_t>(left.count(), 200)));
+    if (!m) continue;
+    // Only this partition is assigned, from `from`: anything outside [next,
+    // to) is left over from an earlier read or probe.
+    const bool ours = m->rkt && topic == rd_kafka_topic_name(m->rkt) && m->partition == partition &&
+                      m->offset >= next && m->offset < to;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (ours && m->offset == next) next = to;  // the partition ends here, before `to`
+    } else if (m->err) {
+      char buf[8];
+      if (rd_kafka_fatal_error(*reader, buf, sizeof buf) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        result = Status::Internal("reading " + Where(topic, partition) + ": " + rd_kafka_err2name(m->err) + ": " +
+                                  rd_kafka_message_errstr(m));
+      }
+      // Otherwise transient: librdkafka retries the fetch by itself.
+    } else if (ours) {
+      next = m->offset + 1;
+      deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+      result = fn(kafka_internal::ToMessage(m));
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_assign(*reader, nullptr);  // stop fetching until the next read
+  return result;
 }
 
 }  // namespace cityloop::ingest

@@ -1,18 +1,20 @@
 // OffsetQuery: asks the cluster where partitions begin and end (watermarks),
 // for "has the engine caught up with its input?" (run --exit-when-caught-up,
-// tests, lag metrics), and which offsets a time corresponds to (replay from /
-// to a timestamp). Holds one librdkafka handle, plus a consumer handle made
+// tests, lag metrics), which offsets a time corresponds to (replay from /
+// to a timestamp), and reads a range of one partition (a shard's changelog). Holds one librdkafka handle, plus a consumer handle made
 // on the first OffsetsForTime that has to read messages; one thread at a time.
 // Watermark queries fail at once (kUnavailable) while KafkaBrokersReachable()
 // says this process's consumers have lost the cluster (kafka.h).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "core/status.h"
+#include "ingest/kafka.h"
 
 namespace cityloop::ingest {
 
@@ -47,6 +49,15 @@ class OffsetQuery {
   // Unavailable when a probe gets no message in time; FailedPrecondition when
   // messages carry no timestamp.
   Result<TimeOffsets> OffsetsForTime(const std::string& topic, int64_t ts_ms, int timeout_ms = 5000);
+
+  // Hands fn every message of topic/partition with an offset in [from, to),
+  // in order, through the same consumer handle as OffsetsForTime (no group,
+  // so no join: a shard's changelog is read this way when it moves).
+  // Offsets that hold no message are skipped; the partition ending at the
+  // next offset wanted ends the read early. Unavailable when no message comes
+  // for timeout_ms; an error from fn ends the read with it.
+  Status ReadRange(const std::string& topic, int32_t partition, int64_t from, int64_t to,
+                   const std::function<Status(const Message&)>& fn, int timeout_ms = 30000);
 
  private:
   struct Impl;

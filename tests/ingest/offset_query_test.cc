@@ -188,6 +188,43 @@ TEST_F(OffsetQueryTest, FindsTheFirstOffsetAtOrAfterEveryTime) {
   EXPECT_EQ(Expected(1200)[1], 16);
 }
 
+// A range of one partition, in order, also right after a time search or
+// another range left the reader fetching elsewhere; the partition's end cuts
+// a range short; an error from the callback ends the read with it.
+TEST_F(OffsetQueryTest, ReadRangeGivesEveryMessageOfTheRangeInOrder) {
+  auto read = [&](int32_t partition, int64_t from, int64_t to) {
+    std::vector<int64_t> offsets;
+    Status st = query_->ReadRange("t", partition, from, to, [&](const Message& m) {
+      EXPECT_EQ(m.topic, "t");
+      EXPECT_EQ(m.partition, partition);
+      EXPECT_EQ(m.timestamp_ms, ts_[partition][static_cast<size_t>(m.offset)]);
+      offsets.push_back(m.offset);
+      return Status::Ok();
+    }, 5000);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return offsets;
+  };
+  auto span = [](int64_t from, int64_t to) {
+    std::vector<int64_t> v;
+    for (int64_t o = from; o < to; ++o) v.push_back(o);
+    return v;
+  };
+  EXPECT_EQ(read(0, 35, 40), span(35, 40));
+  ForTime(1100);  // the reader probes elsewhere in between
+  EXPECT_EQ(read(0, 3, 9), span(3, 9));
+  EXPECT_EQ(read(1, 0, 30), span(0, 30));
+  EXPECT_EQ(read(0, 39, 40), span(39, 40));  // a changelog's tail: its last record
+  EXPECT_EQ(read(1, 25, 100), span(25, 30));  // ends where the partition does
+  EXPECT_TRUE(read(2, 0, 10).empty());
+  EXPECT_TRUE(read(0, 7, 7).empty());
+  int calls = 0;
+  Status st = query_->ReadRange("t", 0, 0, 40, [&](const Message&) {
+    return ++calls == 3 ? Status::DataLoss("stop here") : Status::Ok();
+  });
+  EXPECT_EQ(st.code(), StatusCode::kDataLoss);
+  EXPECT_EQ(calls, 3);
+}
+
 // The mock keeps at most 5 MiB per partition and drops the oldest batches
 // beyond that, so the low watermark moves and the times before it map to it.
 TEST_F(OffsetQueryTest, LowWatermarkAfterTheMockDroppedOldMessages) {
