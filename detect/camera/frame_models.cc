@@ -44,9 +44,8 @@ double BackgroundModels::UpdateMotion(const FrameImages& f, const cv::Mat& valid
   cv::GaussianBlur(f.small, blurred, cv::Size(5, 5), 0);
   cv::Mat d;
   cv::absdiff(ToFloat(blurred), motion_avg_, d);
-  cv::Mat mask;
-  cv::threshold(d, mask, threshold, 255, cv::THRESH_BINARY);
-  mask.convertTo(*changed, CV_8U);
+  // compare gives the 8-bit 255/0 mask of threshold + convertTo in one pass.
+  cv::compare(d, threshold, *changed, cv::CMP_GT);
   cv::bitwise_and(*changed, valid_small, *changed);
   cv::accumulateWeighted(blurred, motion_avg_, alpha);
   const int valid = std::max(1, cv::countNonZero(valid_small));
@@ -63,18 +62,16 @@ void BackgroundModels::Foreground(const FrameImages& f, const cv::Mat& valid_sma
 }
 
 void BackgroundModels::Differences(const FrameImages& f, int threshold, cv::Mat* occupied, cv::Mat* still) {
-  cv::Mat grey, from_long, from_short, d;
+  cv::Mat grey, d;
   f.grey.convertTo(grey, CV_32F);
   // Objects stand out from the settled background by less than motion does
   // from its running average; two thirds of the motion threshold is still
   // far above sensor noise.
   cv::absdiff(grey, long_bg_, d);
-  cv::threshold(d, from_long, threshold * 2 / 3.0, 255, cv::THRESH_BINARY);
+  cv::compare(d, threshold * 2 / 3.0, *occupied, cv::CMP_GT);
   cv::absdiff(grey, short_bg_, d);
-  cv::threshold(d, from_short, threshold / 2.0, 255, cv::THRESH_BINARY_INV);
-  from_long.convertTo(*occupied, CV_8U);
   cv::Mat settled;
-  from_short.convertTo(settled, CV_8U);
+  cv::compare(d, threshold / 2.0, settled, cv::CMP_LE);
   static const cv::Mat small_kernel = cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 3));
   static const cv::Mat big_kernel = cv::getStructuringElement(cv::MORPH_RECT, cv::Size(7, 7));
   cv::morphologyEx(*occupied, *occupied, cv::MORPH_OPEN, small_kernel);
