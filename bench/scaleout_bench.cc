@@ -143,11 +143,18 @@ struct Run {
 Run Measure(const Config& base, const std::string& bootstrap, const std::string& store_root, int n, int round,
             int64_t messages, uint64_t seed) {
   auto city = Must(CityModel::Build(Deployment(base, Tag(n, round))), "city");
-  app::EngineOptions options;
-  options.bootstrap = bootstrap;
-  options.store_path = store_root + "/run-" + Tag(n, round);
+  // Each instance has a store directory of its own, as on its own machine: a
+  // shard that moves is rebuilt from its changelog (and the read replicas of
+  // two instances do not meet in one directory).
+  int started = 0;
+  auto instance = [&] {
+    app::EngineOptions options;
+    options.bootstrap = bootstrap;
+    options.store_path = store_root + "/run-" + Tag(n, round) + "/instance-" + std::to_string(started++);
+    return std::make_unique<Instance>(city, options);
+  };
   std::vector<std::unique_ptr<Instance>> instances;
-  for (int i = 0; i < n; ++i) instances.push_back(std::make_unique<Instance>(city, options));
+  for (int i = 0; i < n; ++i) instances.push_back(instance());
   Await([&] { return AllReady(instances); }, 120, std::to_string(n) + " instances to own every shard");
 
   ingest::ProducerOptions po;
@@ -183,7 +190,7 @@ Run Measure(const Config& base, const std::string& bootstrap, const std::string&
   r.rate = static_cast<double>(messages) / Seconds(start);
 
   const auto joined = SteadyClock::now();
-  instances.push_back(std::make_unique<Instance>(city, options));
+  instances.push_back(instance());
   Await([&] { return Spread(instances) && instances.back()->engine->ready(); }, 120, "the joined instance");
   r.join_s = Seconds(joined);
   const auto left = SteadyClock::now();
