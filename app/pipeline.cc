@@ -69,10 +69,11 @@ Pipeline::Pipeline(std::shared_ptr<const CityModel> city, storage::Store* store,
   // relapse that needs it again reads it back from here.
   cases_.SetLoader([this](const std::string& id) -> std::optional<Case> {
     auto text = store_->GetCase(id);
-    if (!text.ok() || !*text) {
-      if (!text.ok()) spdlog::error("case {}: reading it back from the store failed: {}", id, text.status().ToString());
+    if (!text.ok()) {
+      spdlog::error("case {}: reading it back from the store failed: {}", id, text.status().ToString());
       return std::nullopt;
     }
+    if (!*text) return std::nullopt;  // never stored: an unknown case
     auto c = ParseCaseJson(**text);
     if (!c.ok()) {
       spdlog::error("case {}: the stored case does not parse: {}", id, c.status().ToString());

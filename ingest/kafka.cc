@@ -439,7 +439,6 @@ class ConsumerImpl final : public KafkaConsumer {
     return Status::Ok();
   }
 
-
   Status SetPaused(bool pause) {
     if (!rk_) return Status::FailedPrecondition("consumer is closed");
     paused_ = pause;

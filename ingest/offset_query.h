@@ -1,9 +1,9 @@
 // OffsetQuery: asks the cluster where partitions begin and end (watermarks),
 // for "has the engine caught up with its input?" (run --exit-when-caught-up,
 // tests, lag metrics), which offsets a time corresponds to (replay from /
-// to a timestamp), and reads a range of one partition (a shard's changelog). Holds one librdkafka handle, plus a consumer handle made
-// on the first OffsetsForTime or ReadRange that has to read messages; one
-// thread at a time.
+// to a timestamp), and reads a range of one partition (a shard's changelog).
+// Holds one librdkafka handle, plus a consumer handle made on the first
+// OffsetsForTime or ReadRange that has to read messages; one thread at a time.
 // Watermark queries fail at once (kUnavailable) while KafkaBrokersReachable()
 // says this process's consumers have lost the cluster (kafka.h).
 #pragma once
