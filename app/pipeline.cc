@@ -422,7 +422,7 @@ Status Pipeline::Commit(const std::map<storage::TopicPartition, int64_t>& next_o
   for (const std::string& id : effects_.changed_cases) {
     const Case* c = cases_.Find(id);
     CL_CHECK(c != nullptr);
-    wb.PutCase(id, CaseToJson(*c).dump());
+    wb.PutCase(id, CaseJsonText(*c));
   }
   for (const std::string& id : effects_.opened_cases) {
     const Case* c = cases_.Find(id);

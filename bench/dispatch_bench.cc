@@ -38,9 +38,8 @@
 // Also printed: where the memory goes (the same cases copied into a
 // std::map<std::string, Case> without their signals; the KpiBook alone),
 // per-action command rates, JSON bytes produced per command, the cost of
-// CaseToJson (the case snapshot every audit entry carries) next to the same
-// JSON value written straight into a string (CaseOut, checked equal), and
-// the KPI month's histogram bins merged by Query next to the same bins
+// the case snapshot every audit entry carries (CaseJsonText), and the KPI
+// month's histogram bins merged by Query next to the same bins
 // summed into dense arrays.
 //
 //   ./build/bin/dispatch_bench [--cases N] [--command-cases M] [--kpi-cases K] [--quick] [--seed S]
@@ -346,140 +345,6 @@ std::string CommandJson(const Command& c) {
   return buf;
 }
 
-// ---- The same case JSON as CaseToJson(c, false), written straight into a
-// string (no DOM): what Emit's case snapshot could cost.
-
-class JsonOut {
- public:
-  explicit JsonOut(std::string* out) : o_(*out) {}
-  void Open(char c) { o_.push_back(c), first_ = true; }
-  void Close(char c) { o_.push_back(c), first_ = false; }
-  void Item() {  // before an array element
-    if (!first_) o_.push_back(',');
-    first_ = false;
-  }
-  void Key(std::string_view k) {
-    Item();
-    Str(k);
-    o_.push_back(':');
-  }
-  void Str(std::string_view v) {
-    o_.push_back('"');
-    for (const char ch : v) {
-      if (ch == '"' || ch == '\\') {
-        o_.push_back('\\');
-        o_.push_back(ch);
-      } else if (static_cast<unsigned char>(ch) < 0x20) {
-        char esc[8];
-        std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(ch));
-        o_.append(esc);
-      } else {
-        o_.push_back(ch);
-      }
-    }
-    o_.push_back('"');
-  }
-  void Int(int64_t v) {
-    char buf[24];
-    o_.append(buf, static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
-  }
-  void Num(double v) {
-    char buf[32];
-    o_.append(buf, static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
-  }
-  void Bool(bool v) { o_.append(v ? "true" : "false"); }
-  void Null() { o_.append("null"); }
-  void Strings(const std::vector<std::string>& v) {
-    Open('[');
-    for (const std::string& x : v) Item(), Str(x);
-    Close(']');
-  }
-
- private:
-  std::string& o_;
-  bool first_ = true;
-};
-
-void ClockOut(JsonOut& w, const SlaClock& k) {
-  if (k.started_ms == 0) return w.Null();
-  w.Open('{');
-  w.Key("started"), w.Int(k.started_ms);
-  w.Key("limit"), w.Int(k.limit_ms);
-  w.Key("warn"), w.Int(k.warn_ms);
-  w.Key("deadline"), w.Int(k.deadline_ms);
-  w.Key("stopped"), w.Int(k.stopped_ms);
-  w.Key("paused_total"), w.Int(k.paused_total_ms);
-  w.Key("working"), w.Bool(k.working_time);
-  w.Key("light"), w.Str(SlaLightName(k.light));
-  w.Key("escalations"), w.Int(k.escalations);
-  w.Close('}');
-}
-
-void CaseOut(const Case& c, std::string* out) {
-  out->clear();
-  JsonOut w(out);
-  w.Open('{');
-  w.Key("id"), w.Str(c.id);
-  w.Key("category"), w.Str(c.category);
-  w.Key("category_code"), w.Str(c.category_code);
-  w.Key("priority"), w.Str(PriorityName(c.priority));
-  w.Key("status"), w.Str(CaseStatusName(c.status));
-  w.Key("cell"), w.Int(c.cell);
-  w.Key("grid"), w.Str(c.cell_code);
-  w.Key("district"), w.Str(c.district);
-  w.Key("street"), w.Str(c.street);
-  w.Key("community"), w.Str(c.community);
-  w.Key("department"), w.Str(c.department);
-  w.Key("lat"), w.Num(c.position.lat);
-  w.Key("lon"), w.Num(c.position.lon);
-  w.Key("recommended_unit"), w.Str(c.recommended_unit);
-  const std::pair<const char*, int64_t> times[] = {
-      {"first_event", c.first_event_ms}, {"first_ingest", c.first_ingest_ms}, {"registered", c.registered_ms},
-      {"dispatched", c.dispatched_ms},   {"handled", c.handled_ms},           {"verified", c.verified_ms},
-      {"closed", c.closed_ms},           {"reopened", c.reopened_ms},         {"invalidated", c.invalidated_ms},
-      {"last_signal", c.last_signal_ms}, {"updated", c.updated_ms}};
-  for (const auto& [key, ms] : times) w.Key(key), w.Int(ms);
-  w.Key("tasks"), w.Open('[');
-  for (const Task& t : c.tasks) {
-    w.Item(), w.Open('{');
-    w.Key("department"), w.Str(t.department);
-    w.Key("lead"), w.Bool(t.lead);
-    w.Key("status"), w.Str(TaskStatusName(t.status));
-    w.Key("unit"), w.Str(t.unit);
-    w.Key("dispatched"), w.Int(t.dispatched_ms);
-    w.Key("acknowledged"), w.Int(t.acknowledged_ms);
-    w.Key("enroute"), w.Int(t.enroute_ms);
-    w.Key("arrived"), w.Int(t.arrived_ms);
-    w.Key("handled"), w.Int(t.handled_ms);
-    w.Key("acknowledge_clock"), ClockOut(w, t.acknowledge);
-    w.Key("arrive_clock"), ClockOut(w, t.arrive);
-    w.Key("handle_clock"), ClockOut(w, t.handle);
-    w.Key("extensions"), w.Int(t.extensions);
-    w.Key("late_warned"), w.Bool(t.late_warned);
-    w.Close('}');
-  }
-  w.Close(']');
-  w.Key("verify_clock"), ClockOut(w, c.verify);
-  w.Key("close_clock"), ClockOut(w, c.close);
-  w.Key("resume_to"), w.Str(CaseStatusName(c.resume_to));
-  w.Key("paused"), w.Int(c.paused_ms);
-  w.Key("returns"), w.Int(c.returns);
-  w.Key("reworks"), w.Int(c.reworks);
-  w.Key("reopens"), w.Int(c.reopens);
-  w.Key("extensions"), w.Int(c.extensions);
-  w.Key("dispatches"), w.Int(c.dispatches);
-  w.Key("deferred"), w.Bool(c.deferred);
-  w.Key("forced_escalation"), w.Bool(c.forced_escalation);
-  w.Key("returned_by"), w.Strings(c.returned_by);
-  w.Key("normal_since"), w.Int(c.normal_since_ms);
-  w.Key("recent_commands"), w.Strings(c.recent_commands);
-  w.Key("event_seq"), w.Int(c.event_seq);
-  w.Key("merged_into"), w.Str(c.merged_into);
-  w.Key("absorbed"), w.Strings(c.absorbed);
-  w.Key("signal_count"), w.Int(static_cast<int64_t>(c.signals.size()));
-  w.Close('}');
-}
-
 // ---- KPI cases
 
 // K synthetic cases over the 30 days from first_day_ms, into book.
@@ -762,33 +627,13 @@ int Main(int argc, char** argv) {
               static_cast<double>(audit_entries) / dcommands, static_cast<double>(records) / dcommands,
               static_cast<double>(json_bytes) / dcommands);
   {
-    // The case snapshot every audit entry carries (Emit: CaseToJson(c, false) then dump).
+    // The case snapshot every audit entry carries (Emit: WriteCaseJson without signals).
     int64_t bytes = 0;
     const auto t0 = Clock::now();
-    for (const std::string& id : targets) {
-      bytes += static_cast<int64_t>(CaseToJson(*engine->Find(id), false).dump().size());
-    }
+    for (const std::string& id : targets) bytes += static_cast<int64_t>(CaseJsonText(*engine->Find(id), false).size());
     const double ns = static_cast<double>(Nanos(t0, Clock::now())) / dm;
-    std::printf("CaseToJson(case, no signals).dump(): %.0f ns, %.0f bytes per case (closed, one task)\n", ns,
+    std::printf("CaseJsonText(case, no signals): %.0f ns, %.0f bytes per case (closed, one task)\n", ns,
                 static_cast<double>(bytes) / dm);
-    // The same JSON value written without a DOM (checked equal on the first 100 cases).
-    std::string out;
-    bytes = 0;
-    const auto t1 = Clock::now();
-    for (const std::string& id : targets) {
-      CaseOut(*engine->Find(id), &out);
-      bytes += static_cast<int64_t>(out.size());
-    }
-    const double direct_ns = static_cast<double>(Nanos(t1, Clock::now())) / dm;
-    bool same = true;
-    for (size_t k = 0; k < std::min<size_t>(100, targets.size()); ++k) {
-      const Case& c = *engine->Find(targets[k]);
-      CaseOut(c, &out);
-      same = same && nlohmann::json::parse(out) == CaseToJson(c, false);
-    }
-    std::printf("the same case JSON written directly into a string: %.0f ns, %.0f bytes per case (%.1f x faster; "
-                "same JSON value: %s)\n",
-                direct_ns, static_cast<double>(bytes) / dm, ns / direct_ns, same ? "yes" : "NO");
   }
   std::printf("after: %zu cases held (%zu open; closed ones are kept), RSS %.0f MiB\n", engine->case_count(),
               engine->open_count(), bench::RssMiB());

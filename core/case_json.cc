@@ -4,31 +4,44 @@ namespace cityloop {
 
 using nlohmann::json;
 
+// Members are written in key order: the writer would sort them anyway, but
+// in order it has nothing to rearrange.
+
+void WriteSignalJson(JsonWriter& w, const Signal& s) {
+  w.BeginObject();
+  w.Key("attributes");
+  w.BeginObject();
+  for (const auto& [k, v] : s.attributes) w.Field(k, v);
+  w.EndObject();
+  w.Field("category", s.category);
+  w.Field("cell", s.cell);
+  w.Field("device_id", s.device_id);
+  w.Field("explanation", s.explanation);
+  w.Field("fired", s.fired_ms);
+  if (!s.follows.empty()) w.Field("follows", s.follows);
+  w.Field("id", s.id);
+  w.Field("ingest", s.ingest_ms);
+  w.Field("input", s.input.ToString());
+  w.Field("input_offset", s.input.offset);
+  w.Field("input_partition", s.input.partition);
+  w.Field("input_topic", s.input.topic);
+  w.Field("lat", s.position.lat);
+  w.Field("lon", s.position.lon);
+  w.Field("members", s.members);
+  w.Field("priority", PriorityName(s.priority));
+  w.Field("rule", s.rule_id);
+  w.Field("sensor_kind", s.sensor_kind);
+  w.Field("source", SignalSourceName(s.source));
+  w.Field("threshold", s.threshold);
+  w.Field("ts", s.ts_ms);
+  w.Field("value", s.value);
+  w.EndObject();
+}
+
 json SignalToJson(const Signal& s) {
-  json j{{"id", s.id},
-              {"source", SignalSourceName(s.source)},
-              {"category", s.category},
-              {"priority", PriorityName(s.priority)},
-              {"cell", s.cell},
-              {"lat", s.position.lat},
-              {"lon", s.position.lon},
-              {"ts", s.ts_ms},
-              {"fired", s.fired_ms},
-              {"ingest", s.ingest_ms},
-              {"device_id", s.device_id},
-              {"sensor_kind", s.sensor_kind},
-              {"rule", s.rule_id},
-              {"value", s.value},
-              {"threshold", s.threshold},
-              {"input", s.input.ToString()},
-              {"input_topic", s.input.topic},
-              {"input_partition", s.input.partition},
-              {"input_offset", s.input.offset},
-              {"explanation", s.explanation},
-              {"attributes", s.attributes},
-              {"members", s.members}};
-  if (!s.follows.empty()) j["follows"] = s.follows;
-  return j;
+  JsonWriter w;
+  WriteSignalJson(w, s);
+  return json::parse(w.text());
 }
 
 Result<Signal> SignalFromJson(const json& j) {
@@ -67,12 +80,19 @@ Result<Signal> SignalFromJson(const json& j) {
 
 namespace {
 
-json ClockToJson(const SlaClock& k) {
-  if (k.started_ms == 0) return nullptr;
-  return json{{"started", k.started_ms}, {"limit", k.limit_ms},     {"warn", k.warn_ms},
-              {"deadline", k.deadline_ms}, {"stopped", k.stopped_ms}, {"paused_total", k.paused_total_ms},
-              {"working", k.working_time},
-              {"light", SlaLightName(k.light)}, {"escalations", k.escalations}};
+void WriteClockJson(JsonWriter& w, const SlaClock& k) {
+  if (k.started_ms == 0) return w.Null();
+  w.BeginObject();
+  w.Field("deadline", k.deadline_ms);
+  w.Field("escalations", k.escalations);
+  w.Field("light", SlaLightName(k.light));
+  w.Field("limit", k.limit_ms);
+  w.Field("paused_total", k.paused_total_ms);
+  w.Field("started", k.started_ms);
+  w.Field("stopped", k.stopped_ms);
+  w.Field("warn", k.warn_ms);
+  w.Field("working", k.working_time);
+  w.EndObject();
 }
 
 SlaClock ClockFromJson(const json& j) {
@@ -91,21 +111,26 @@ SlaClock ClockFromJson(const json& j) {
   return k;
 }
 
-json TaskToJson(const Task& t) {
-  return json{{"department", t.department},
-              {"lead", t.lead},
-              {"status", TaskStatusName(t.status)},
-              {"unit", t.unit},
-              {"dispatched", t.dispatched_ms},
-              {"acknowledged", t.acknowledged_ms},
-              {"enroute", t.enroute_ms},
-              {"arrived", t.arrived_ms},
-              {"handled", t.handled_ms},
-              {"acknowledge_clock", ClockToJson(t.acknowledge)},
-              {"arrive_clock", ClockToJson(t.arrive)},
-              {"handle_clock", ClockToJson(t.handle)},
-              {"extensions", t.extensions},
-              {"late_warned", t.late_warned}};
+void WriteTaskJson(JsonWriter& w, const Task& t) {
+  w.BeginObject();
+  w.Key("acknowledge_clock");
+  WriteClockJson(w, t.acknowledge);
+  w.Field("acknowledged", t.acknowledged_ms);
+  w.Key("arrive_clock");
+  WriteClockJson(w, t.arrive);
+  w.Field("arrived", t.arrived_ms);
+  w.Field("department", t.department);
+  w.Field("dispatched", t.dispatched_ms);
+  w.Field("enroute", t.enroute_ms);
+  w.Field("extensions", t.extensions);
+  w.Key("handle_clock");
+  WriteClockJson(w, t.handle);
+  w.Field("handled", t.handled_ms);
+  w.Field("late_warned", t.late_warned);
+  w.Field("lead", t.lead);
+  w.Field("status", TaskStatusName(t.status));
+  w.Field("unit", t.unit);
+  w.EndObject();
 }
 
 Task TaskFromJson(const json& j) {
@@ -129,60 +154,73 @@ Task TaskFromJson(const json& j) {
 
 }  // namespace
 
-json CaseToJson(const Case& c, bool with_signals) {
-  json tasks = json::array();
-  for (const Task& t : c.tasks) tasks.push_back(TaskToJson(t));
-  json j{{"id", c.id},
-         {"category", c.category},
-         {"category_code", c.category_code},
-         {"priority", PriorityName(c.priority)},
-         {"status", CaseStatusName(c.status)},
-         {"cell", c.cell},
-         {"grid", c.cell_code},
-         {"district", c.district},
-         {"street", c.street},
-         {"community", c.community},
-         {"department", c.department},
-         {"lat", c.position.lat},
-         {"lon", c.position.lon},
-         {"recommended_unit", c.recommended_unit},
-         {"first_event", c.first_event_ms},
-         {"first_ingest", c.first_ingest_ms},
-         {"registered", c.registered_ms},
-         {"dispatched", c.dispatched_ms},
-         {"handled", c.handled_ms},
-         {"verified", c.verified_ms},
-         {"closed", c.closed_ms},
-         {"reopened", c.reopened_ms},
-         {"invalidated", c.invalidated_ms},
-         {"last_signal", c.last_signal_ms},
-         {"updated", c.updated_ms},
-         {"tasks", std::move(tasks)},
-         {"verify_clock", ClockToJson(c.verify)},
-         {"close_clock", ClockToJson(c.close)},
-         {"resume_to", CaseStatusName(c.resume_to)},
-         {"paused", c.paused_ms},
-         {"returns", c.returns},
-         {"reworks", c.reworks},
-         {"reopens", c.reopens},
-         {"extensions", c.extensions},
-         {"dispatches", c.dispatches},
-         {"deferred", c.deferred},
-         {"forced_escalation", c.forced_escalation},
-         {"returned_by", c.returned_by},
-         {"normal_since", c.normal_since_ms},
-         {"recent_commands", c.recent_commands},
-         {"event_seq", c.event_seq},
-         {"merged_into", c.merged_into},
-         {"absorbed", c.absorbed},
-         {"signal_count", c.signals.size()}};
+void WriteCaseJson(JsonWriter& w, const Case& c, bool with_signals) {
+  w.BeginObject();
+  w.Field("absorbed", c.absorbed);
+  w.Field("category", c.category);
+  w.Field("category_code", c.category_code);
+  w.Field("cell", c.cell);
+  w.Key("close_clock");
+  WriteClockJson(w, c.close);
+  w.Field("closed", c.closed_ms);
+  w.Field("community", c.community);
+  w.Field("deferred", c.deferred);
+  w.Field("department", c.department);
+  w.Field("dispatched", c.dispatched_ms);
+  w.Field("dispatches", c.dispatches);
+  w.Field("district", c.district);
+  w.Field("event_seq", c.event_seq);
+  w.Field("extensions", c.extensions);
+  w.Field("first_event", c.first_event_ms);
+  w.Field("first_ingest", c.first_ingest_ms);
+  w.Field("forced_escalation", c.forced_escalation);
+  w.Field("grid", c.cell_code);
+  w.Field("handled", c.handled_ms);
+  w.Field("id", c.id);
+  w.Field("invalidated", c.invalidated_ms);
+  w.Field("last_signal", c.last_signal_ms);
+  w.Field("lat", c.position.lat);
+  w.Field("lon", c.position.lon);
+  w.Field("merged_into", c.merged_into);
+  w.Field("normal_since", c.normal_since_ms);
+  w.Field("paused", c.paused_ms);
+  w.Field("priority", PriorityName(c.priority));
+  w.Field("recent_commands", c.recent_commands);
+  w.Field("recommended_unit", c.recommended_unit);
+  w.Field("registered", c.registered_ms);
+  w.Field("reopened", c.reopened_ms);
+  w.Field("reopens", c.reopens);
+  w.Field("resume_to", CaseStatusName(c.resume_to));
+  w.Field("returned_by", c.returned_by);
+  w.Field("returns", c.returns);
+  w.Field("reworks", c.reworks);
+  w.Field("signal_count", c.signals.size());
   if (with_signals) {
-    json signals = json::array();
-    for (const auto& s : c.signals) signals.push_back(SignalToJson(s));
-    j["signals"] = std::move(signals);
+    w.Key("signals");
+    w.BeginArray();
+    for (const auto& s : c.signals) WriteSignalJson(w, s);
+    w.EndArray();
   }
-  return j;
+  w.Field("status", CaseStatusName(c.status));
+  w.Field("street", c.street);
+  w.Key("tasks");
+  w.BeginArray();
+  for (const Task& t : c.tasks) WriteTaskJson(w, t);
+  w.EndArray();
+  w.Field("updated", c.updated_ms);
+  w.Field("verified", c.verified_ms);
+  w.Key("verify_clock");
+  WriteClockJson(w, c.verify);
+  w.EndObject();
 }
+
+std::string CaseJsonText(const Case& c, bool with_signals) {
+  JsonWriter w;
+  WriteCaseJson(w, c, with_signals);
+  return w.Take();
+}
+
+json CaseToJson(const Case& c, bool with_signals) { return json::parse(CaseJsonText(c, with_signals)); }
 
 Result<Case> CaseFromJson(const json& j) {
   try {

@@ -10,6 +10,18 @@ namespace cityloop::dispatch {
 
 using nlohmann::json;
 
+namespace {
+
+void SetPriorityChange(EventData& d, Priority from, Priority to) {
+  JsonWriter& w = d.At("priority_changed");
+  w.BeginObject();
+  w.Field("from", PriorityName(from));
+  w.Field("to", PriorityName(to));
+  w.EndObject();
+}
+
+}  // namespace
+
 void Effects::Clear() {
   changed_cases.clear();
   opened_cases.clear();
@@ -21,17 +33,34 @@ std::string EventSource(const CityModel& city) {
   return "urn:cityloop:" + city.config().kafka.group_id;
 }
 
+void WriteCloudEvent(JsonWriter& w, std::string_view id, std::string_view source, std::string_view type,
+                     std::string_view time, std::string_view subject, std::string_view data_json) {
+  w.BeginObject();  // in key order
+  w.Key("data");
+  w.Raw(data_json);
+  w.Field("datacontenttype", "application/json");
+  w.Field("id", id);
+  w.Field("source", source);
+  w.Field("specversion", "1.0");
+  w.Field("subject", subject);
+  w.Field("time", time);
+  w.Field("type", type);
+  w.EndObject();
+}
+
 CaseEngine::CaseEngine(std::shared_ptr<const CityModel> city)
     : city_(std::move(city)),
       sla_(std::make_unique<SlaPolicy>(city_->config())),
       units_(city_),
-      kpi_(city_->config().kpi) {
+      kpi_(city_->config().kpi),
+      event_source_(EventSource(*city_)) {
   kpi_.set_track_dirty(false);  // rebuilt from the cases on start, never persisted
 }
 
 void CaseEngine::SetCity(std::shared_ptr<const CityModel> city) {
   city_ = std::move(city);
   sla_ = std::make_unique<SlaPolicy>(city_->config());
+  event_source_ = EventSource(*city_);
 }
 
 std::string CaseEngine::MergeKey(const std::string& category, int cell) const {
@@ -133,52 +162,59 @@ size_t CaseEngine::OpenCaseBytes() const {
   return bytes;
 }
 
-json CaseEngine::Summary(const Case& c) const {
-  return json{{"case_id", c.id},
-              {"category", c.category},
-              {"category_code", c.category_code},
-              {"priority", PriorityName(c.priority)},
-              {"status", CaseStatusName(c.status)},
-              {"grid", c.cell_code},
-              {"district", c.district},
-              {"street", c.street},
-              {"community", c.community},
-              {"department", c.department},
-              {"location", {{"lat", c.position.lat}, {"lon", c.position.lon}}},
-              {"signals", c.signals.size()},
-              {"first_event_time", FormatRfc3339Ms(c.first_event_ms)}};
+EventData CaseEngine::Summary(const Case& c) const {
+  EventData d;  // in key order, see WriteCaseJson
+  d.Set("case_id", c.id);
+  d.Set("category", c.category);
+  d.Set("category_code", c.category_code);
+  d.Set("community", c.community);
+  d.Set("department", c.department);
+  d.Set("district", c.district);
+  d.Set("first_event_time", FormatRfc3339Ms(c.first_event_ms));
+  d.Set("grid", c.cell_code);
+  JsonWriter& location = d.At("location");
+  location.BeginObject();
+  location.Field("lat", c.position.lat);
+  location.Field("lon", c.position.lon);
+  location.EndObject();
+  d.Set("priority", PriorityName(c.priority));
+  d.Set("signals", c.signals.size());
+  d.Set("status", CaseStatusName(c.status));
+  d.Set("street", c.street);
+  return d;
 }
 
-void CaseEngine::Emit(Case& c, const std::string& type, int64_t time_ms, json data, const Actor& actor,
+void CaseEngine::Emit(Case& c, std::string_view type, int64_t time_ms, EventData data, const Actor& actor,
                       Effects* fx) {
   const uint32_t seq = ++c.event_seq;
   c.updated_ms = std::max(c.updated_ms, time_ms);
-  const bool order = type.rfind("city.dispatch.", 0) == 0;  // .order, .cancelled: to the department
+  const bool order = type.starts_with("city.dispatch.");  // .order, .cancelled: to the department
   const auto& topics = city_->config().kafka.topics;
-  const std::string key = order ? data.value("department", c.department) : c.id;
-  json event{{"specversion", "1.0"},
-             {"id", c.id + ":" + std::to_string(seq)},
-             {"source", EventSource(*city_)},
-             {"type", type},
-             {"time", FormatRfc3339Ms(time_ms)},
-             {"subject", c.id},
-             {"datacontenttype", "application/json"},
-             {"data", data}};
-  fx->records.push_back({order ? topics.dispatch : topics.cases, key, event.dump()});
-  json entry{{"case_id", c.id},
-             {"seq", seq},
-             {"action", type},
-             {"at", FormatRfc3339Ms(time_ms)},
-             {"at_ms", time_ms},
-             {"actor", actor.name},
-             {"role", RoleName(actor.role)},
-             {"status", CaseStatusName(c.status)},
-             {"detail", std::move(data)},
-             {"case", CaseToJson(c, /*with_signals=*/false)}};
-  if (!actor.reason.empty()) entry["reason"] = actor.reason;
-  if (!actor.rule.empty()) entry["rule"] = actor.rule;
-  if (!actor.command_id.empty()) entry["command_id"] = actor.command_id;
-  fx->audit.push_back({c.id, seq, entry.dump()});
+  const std::string key = order ? data.department() : c.id;
+  const std::string detail = data.Finish();
+  const std::string at = FormatRfc3339Ms(time_ms);
+  JsonWriter& w = writer_;
+  WriteCloudEvent(w, c.id + ":" + std::to_string(seq), event_source_, type, at, c.id, detail);
+  fx->records.push_back({order ? topics.dispatch : topics.cases, key, w.Take()});
+
+  w.BeginObject();  // in key order
+  w.Field("action", type);
+  w.Field("actor", actor.name);
+  w.Field("at", at);
+  w.Field("at_ms", time_ms);
+  w.Key("case");
+  WriteCaseJson(w, c, /*with_signals=*/false);
+  w.Field("case_id", c.id);
+  if (!actor.command_id.empty()) w.Field("command_id", actor.command_id);
+  w.Key("detail");
+  w.Raw(detail);
+  if (!actor.reason.empty()) w.Field("reason", actor.reason);
+  w.Field("role", RoleName(actor.role));
+  if (!actor.rule.empty()) w.Field("rule", actor.rule);
+  w.Field("seq", seq);
+  w.Field("status", CaseStatusName(c.status));
+  w.EndObject();
+  fx->audit.push_back({c.id, seq, w.Take()});
 }
 
 Case& CaseEngine::Touch(Case& c) {
@@ -238,11 +274,14 @@ Case* CaseEngine::OpenCase(const Signal& s, Effects* fx) {
 
   Actor system;
   system.rule = s.rule_id;
-  json opened = Summary(kase);
-  opened["signal"] = SignalToJson(s);
-  opened["routing"] = {{"rule", "grid->district, catalogue->department"},
-                       {"department_source", category ? "catalogue" : "district_default"}};
-  if (confirm) opened["awaiting"] = "confirmation";
+  EventData opened = Summary(kase);
+  WriteSignalJson(opened.At("signal"), s);
+  JsonWriter& routing = opened.At("routing");
+  routing.BeginObject();
+  routing.Field("rule", "grid->district, catalogue->department");
+  routing.Field("department_source", category ? "catalogue" : "district_default");
+  routing.EndObject();
+  if (confirm) opened.Set("awaiting", "confirmation");
   Emit(kase, "city.case.opened", s.fired_ms, std::move(opened), system, fx);
   if (!confirm) Register(kase, system, s.fired_ms, fx);
   return &kase;
@@ -296,11 +335,11 @@ void CaseEngine::Merge(Case& into, Case& from, const Actor& actor, int64_t at_ms
       t.status = TaskStatus::kCancelled;
       for (SlaClock* k : {&t.acknowledge, &t.arrive, &t.handle}) SlaPolicy::Stop(*k, at_ms);
       units_.Release(t.unit, from.id);
-      json cancel = Summary(from);
-      cancel["department"] = t.department;
-      cancel["reason"] = "merged";
-      cancel["merged_into"] = into.id;
-      cancel["merged_into_department"] = into.department;
+      EventData cancel = Summary(from);
+      cancel.Set("department", t.department);
+      cancel.Set("reason", "merged");
+      cancel.Set("merged_into", into.id);
+      cancel.Set("merged_into_department", into.department);
       Emit(from, "city.dispatch.cancelled", at_ms, std::move(cancel), actor, fx);
     }
   }
@@ -310,15 +349,15 @@ void CaseEngine::Merge(Case& into, Case& from, const Actor& actor, int64_t at_ms
   from.merged_into = into.id;
   ++stats_.merged_cases;
 
-  json gone = Summary(from);
-  gone["merged_into"] = into.id;
-  gone["reason"] = actor.reason;
+  EventData gone = Summary(from);
+  gone.Set("merged_into", into.id);
+  gone.Set("reason", actor.reason);
   Emit(from, "city.case.merged", at_ms, std::move(gone), actor, fx);
-  json kept = Summary(into);
-  kept["absorbed"] = from.id;
-  kept["reason"] = actor.reason;
-  kept["absorbed_signals"] = from.signals.size();
-  if (into.priority != before) kept["priority_changed"] = {{"from", PriorityName(before)}, {"to", PriorityName(into.priority)}};
+  EventData kept = Summary(into);
+  kept.Set("absorbed", from.id);
+  kept.Set("reason", actor.reason);
+  kept.Set("absorbed_signals", from.signals.size());
+  if (into.priority != before) SetPriorityChange(kept, before, into.priority);
   Emit(into, "city.case.merged", at_ms, std::move(kept), actor, fx);
 }
 
@@ -335,9 +374,9 @@ void CaseEngine::AddSignal(Case& c, const Signal& s, Effects* fx) {
     if (c.resume_to == CaseStatus::kVerifying) c.resume_to = CaseStatus::kHandled;  // parked meanwhile
   }
   ++stats_.merged_signals;
-  json data = Summary(c);
-  data["signal"] = SignalToJson(s);
-  if (c.priority != before) data["priority_changed"] = {{"from", PriorityName(before)}, {"to", PriorityName(c.priority)}};
+  EventData data = Summary(c);
+  WriteSignalJson(data.At("signal"), s);
+  if (c.priority != before) SetPriorityChange(data, before, c.priority);
   Actor system;
   system.rule = s.rule_id;
   Emit(c, "city.case.signal_added", s.fired_ms, std::move(data), system, fx);

@@ -39,6 +39,8 @@
 #include "core/city.h"
 #include "core/model.h"
 #include "core/shard.h"
+#include "core/json_writer.h"
+#include "dispatch/event_data.h"
 #include "dispatch/kpi.h"
 #include "dispatch/sla.h"
 #include "dispatch/unit_tracker.h"
@@ -208,8 +210,8 @@ class CaseEngine {
   void Index(const Case& c);
   void Unindex(const Case& c);
 
-  void Emit(Case& c, const std::string& type, int64_t time_ms, nlohmann::json data, const Actor& actor, Effects* fx);
-  nlohmann::json Summary(const Case& c) const;
+  void Emit(Case& c, std::string_view type, int64_t time_ms, EventData data, const Actor& actor, Effects* fx);
+  EventData Summary(const Case& c) const;
   std::string MergeKey(const std::string& category, int cell) const;
 
   std::shared_ptr<const CityModel> city_;
@@ -228,9 +230,14 @@ class CaseEngine {
   uint64_t next_case_number_ = 1;
   ShardSpec shard_;
   CaseEngineStats stats_;
+  std::string event_source_;  // EventSource(*city_)
+  JsonWriter writer_;         // Emit's, kept for its buffers
 };
 
 // CloudEvents "source" attribute of every event this engine emits.
 std::string EventSource(const CityModel& city);
+// A CloudEvents 1.0 record (JSON, application/json data) into w.
+void WriteCloudEvent(JsonWriter& w, std::string_view id, std::string_view source, std::string_view type,
+                     std::string_view time, std::string_view subject, std::string_view data_json);
 
 }  // namespace cityloop::dispatch

@@ -96,20 +96,20 @@ void CaseEngine::FireDue(Case& c, Effects* fx) {
 
 void CaseEngine::Fire(Case& c, const DueItem& item, Effects* fx) {
   Actor system;
-  json data = Summary(c);
+  EventData data = Summary(c);
   const Task* task = item.task >= 0 ? &c.tasks[static_cast<size_t>(item.task)] : nullptr;
-  if (task) data["department"] = task->department;
-  data["stage"] = SlaStageName(item.stage);
+  if (task) data.Set("department", task->department);
+  data.Set("stage", SlaStageName(item.stage));
   switch (item.kind) {
     case DueItem::kLight: {
       SlaClock& k = *ClockOf(c, item.task, item.stage);
       const bool red = k.light == SlaLight::kYellow || item.at >= k.deadline_ms;
       k.light = red ? SlaLight::kRed : SlaLight::kYellow;
       system.rule = red ? "sla.breach_ratio" : "sla.warning_ratio";
-      data["light"] = SlaLightName(k.light);
-      data["deadline"] = FormatRfc3339Ms(k.deadline_ms);
-      data["limit_s"] = k.limit_ms / 1000;
-      data["working_time"] = k.working_time;
+      data.Set("light", SlaLightName(k.light));
+      data.Set("deadline", FormatRfc3339Ms(k.deadline_ms));
+      data.Set("limit_s", k.limit_ms / 1000);
+      data.Set("working_time", k.working_time);
       red ? ++stats_.sla_breaches : ++stats_.sla_warnings;
       Emit(c, red ? "city.case.sla_breached" : "city.case.sla_warning", item.at, std::move(data), system, fx);
       return;
@@ -131,12 +131,12 @@ void CaseEngine::Fire(Case& c, const DueItem& item, Effects* fx) {
       t.late_warned = true;
       const int64_t eta = units_.EtaMs(t.unit, c.position, now_ms_);
       system.rule = "dispatch.eta";
-      data["light"] = "yellow";
-      data["reason"] = "eta";
-      data["unit"] = t.unit;
-      data["eta_s"] = eta / 1000;
-      data["projected_arrival"] = FormatRfc3339Ms(item.at + eta);
-      data["deadline"] = FormatRfc3339Ms(t.arrive.deadline_ms);
+      data.Set("light", "yellow");
+      data.Set("reason", "eta");
+      data.Set("unit", t.unit);
+      data.Set("eta_s", eta / 1000);
+      data.Set("projected_arrival", FormatRfc3339Ms(item.at + eta));
+      data.Set("deadline", FormatRfc3339Ms(t.arrive.deadline_ms));
       ++stats_.sla_warnings;
       Emit(c, "city.case.sla_warning", item.at, std::move(data), system, fx);
       return;

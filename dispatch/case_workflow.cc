@@ -20,15 +20,20 @@ bool InDispatchPhase(CaseStatus s) {
          s == CaseStatus::kOnScene;
 }
 
-json Time(int64_t ms) { return ms ? json(FormatRfc3339Ms(ms)) : json(nullptr); }
+void SetTime(JsonWriter& w, std::string_view key, int64_t ms) {
+  w.Key(key);
+  ms ? w.String(FormatRfc3339Ms(ms)) : w.Null();
+}
 
-json Deadlines(const Task& t, const Case& c) {
-  json d = json::object();
-  if (t.acknowledge.deadline_ms) d["acknowledge"] = FormatRfc3339Ms(t.acknowledge.deadline_ms);
-  if (t.arrive.deadline_ms) d["arrive"] = FormatRfc3339Ms(t.arrive.deadline_ms);
-  if (t.handle.deadline_ms) d["handle"] = FormatRfc3339Ms(t.handle.deadline_ms);
-  if (c.close.deadline_ms) d["close"] = FormatRfc3339Ms(c.close.deadline_ms);
-  return d;
+// The task's and the case's deadlines, as "deadlines" of dispatch events.
+void SetDeadlines(EventData& d, const Task& t, const Case& c) {
+  JsonWriter& w = d.At("deadlines");
+  w.BeginObject();
+  if (t.acknowledge.deadline_ms) SetTime(w, "acknowledge", t.acknowledge.deadline_ms);
+  if (t.arrive.deadline_ms) SetTime(w, "arrive", t.arrive.deadline_ms);
+  if (t.handle.deadline_ms) SetTime(w, "handle", t.handle.deadline_ms);
+  if (c.close.deadline_ms) SetTime(w, "close", c.close.deadline_ms);
+  w.EndObject();
 }
 
 void StopAll(Task& t, int64_t at_ms) {
@@ -44,8 +49,8 @@ void CaseEngine::Register(Case& c, const Actor& actor, int64_t at_ms, Effects* f
   c.registered_ms = at_ms;
   c.status = CaseStatus::kRegistered;
   if (actor.role != Role::kSystem) {
-    json data = Summary(c);
-    data["confirmed_by"] = actor.name;
+    EventData data = Summary(c);
+    data.Set("confirmed_by", actor.name);
     Emit(c, "city.case.registered", at_ms, std::move(data), actor, fx);
   }
   Dispatch(c, c.department, /*lead=*/true, actor, at_ms, fx);
@@ -80,27 +85,36 @@ Task& CaseEngine::Dispatch(Case& c, const std::string& dept, bool lead, const Ac
   c.tasks.push_back(std::move(t));
   Task& task = c.tasks.back();
 
-  json candidates = json::array();
-  for (const UnitRecommendation& u : units) {
+  auto write_candidate = [&](JsonWriter& w, const UnitRecommendation& u) {
     const UnitView* view = units_.Find(u.unit_id);
-    candidates.push_back({{"unit_id", u.unit_id},
-                          {"name", view ? view->unit->name : ""},
-                          {"distance_m", static_cast<int64_t>(u.distance_m)},
-                          {"eta_s", u.eta_ms / 1000},
-                          {"arrive_by", Time(at_ms + u.eta_ms)}});
-  }
-  json dispatched = Summary(c);
-  dispatched["department"] = dept;
-  dispatched["task"] = lead ? "lead" : "assist";
-  dispatched["dispatch"] = c.dispatches;
-  if (lead && previous != dept) dispatched["reassigned_from"] = previous;
-  dispatched["recommended_unit"] = task.unit.empty() ? json(nullptr) : json(task.unit);
-  dispatched["deadlines"] = Deadlines(task, c);
+    w.BeginObject();
+    w.Field("unit_id", u.unit_id);
+    w.Field("name", view ? view->unit->name : "");
+    w.Field("distance_m", static_cast<int64_t>(u.distance_m));
+    w.Field("eta_s", u.eta_ms / 1000);
+    SetTime(w, "arrive_by", at_ms + u.eta_ms);
+    w.EndObject();
+  };
+  EventData dispatched = Summary(c);
+  dispatched.Set("department", dept);
+  dispatched.Set("task", lead ? "lead" : "assist");
+  dispatched.Set("dispatch", c.dispatches);
+  if (lead && previous != dept) dispatched.Set("reassigned_from", previous);
+  task.unit.empty() ? dispatched.Set("recommended_unit", nullptr) : dispatched.Set("recommended_unit", task.unit);
+  SetDeadlines(dispatched, task, c);
   Emit(c, "city.case.dispatched", at_ms, dispatched, actor, fx);
 
-  json order = std::move(dispatched);
-  order["recommended_unit"] = candidates.empty() ? json(nullptr) : candidates[0];
-  order["candidates"] = std::move(candidates);
+  // The order names the recommended unit and its alternatives.
+  EventData order = std::move(dispatched);
+  if (units.empty()) {
+    order.Set("recommended_unit", nullptr);
+  } else {
+    write_candidate(order.At("recommended_unit"), units.front());
+  }
+  JsonWriter& candidates = order.At("candidates");
+  candidates.BeginArray();
+  for (const UnitRecommendation& u : units) write_candidate(candidates, u);
+  candidates.EndArray();
   Emit(c, "city.dispatch.order", at_ms, std::move(order), actor, fx);
   return task;
 }
@@ -110,9 +124,9 @@ void CaseEngine::CancelTask(Case& c, Task& t, const std::string& reason, const A
   t.status = TaskStatus::kCancelled;
   StopAll(t, at_ms);
   units_.Release(t.unit, c.id);
-  json cancel = Summary(c);
-  cancel["department"] = t.department;
-  cancel["reason"] = reason;
+  EventData cancel = Summary(c);
+  cancel.Set("department", t.department);
+  cancel.Set("reason", reason);
   Emit(c, "city.dispatch.cancelled", at_ms, std::move(cancel), actor, fx);
 }
 
@@ -148,8 +162,8 @@ void CaseEngine::Close(Case& c, bool verified, const Actor& actor, int64_t at_ms
   if (verified) {
     c.verified_ms = at_ms;
     SlaPolicy::Stop(c.verify, at_ms);
-    json data = Summary(c);
-    data["by"] = actor.role == Role::kSystem ? "sensor" : "inspector";
+    EventData data = Summary(c);
+    data.Set("by", actor.role == Role::kSystem ? "sensor" : "inspector");
     Emit(c, "city.case.verified", at_ms, std::move(data), actor, fx);
   }
   for (Task& t : c.tasks) {
@@ -161,10 +175,10 @@ void CaseEngine::Close(Case& c, bool verified, const Actor& actor, int64_t at_ms
   c.closed_ms = at_ms;
   c.status = CaseStatus::kClosed;
   Unindex(c);
-  json data = Summary(c);
-  data["verified"] = verified;
-  data["on_time"] = c.close.deadline_ms == 0 || at_ms <= c.close.deadline_ms;
-  if (c.registered_ms) data["time_to_close_s"] = (at_ms - c.registered_ms) / 1000;
+  EventData data = Summary(c);
+  data.Set("verified", verified);
+  data.Set("on_time", c.close.deadline_ms == 0 || at_ms <= c.close.deadline_ms);
+  if (c.registered_ms) data.Set("time_to_close_s", (at_ms - c.registered_ms) / 1000);
   Emit(c, "city.case.closed", at_ms, std::move(data), actor, fx);
 }
 
@@ -178,8 +192,8 @@ void CaseEngine::Reopen(Case& c, const Actor& actor, int64_t at_ms, Effects* fx)
   sla_->Start(c.close, c.category, c.priority, SlaStage::kClose, at_ms);
   c.status = CaseStatus::kDispatched;
   Index(c);
-  json data = Summary(c);
-  data["reopens"] = c.reopens;
+  EventData data = Summary(c);
+  data.Set("reopens", c.reopens);
   Emit(c, "city.case.reopened", at_ms, std::move(data), actor, fx);
   Dispatch(c, c.department, /*lead=*/true, actor, at_ms, fx);
 }
@@ -188,34 +202,34 @@ void CaseEngine::Escalate(Case& c, const std::string& level, const std::string& 
                           std::optional<SlaStage> stage, const Actor& actor, int64_t at_ms, Effects* fx) {
   Touch(c);
   ++stats_.escalations;
-  json data = Summary(c);
-  data["level"] = level;
-  data["target"] = target;
-  data["reason"] = why;
-  if (stage) data["stage"] = SlaStageName(*stage);
+  EventData data = Summary(c);
+  data.Set("level", level);
+  data.Set("target", target);
+  data.Set("reason", why);
+  if (stage) data.Set("stage", SlaStageName(*stage));
   Emit(c, "city.case.escalated", at_ms, std::move(data), actor, fx);
 }
 
 void CaseEngine::Reject(const Command& cmd, const Case* c, const std::string& reason, Effects* fx) {
   ++stats_.rejected[reason.substr(0, reason.find(':'))];
   const auto& topics = city_->config().kafka.topics;
-  json data{{"command_id", cmd.command_id},
-            {"case_id", cmd.case_id},
-            {"action", CaseActionName(cmd.action)},
-            {"actor", cmd.actor},
-            {"role", RoleName(cmd.role)},
-            {"reason", reason.substr(0, reason.find(':'))},
-            {"message", reason.find(':') == std::string::npos ? reason : reason.substr(reason.find(':') + 2)},
-            {"status", c ? json(CaseStatusName(c->status)) : json(nullptr)}};
-  json event{{"specversion", "1.0"},
-             {"id", "rejected:" + cmd.input.ToString()},
-             {"source", EventSource(*city_)},
-             {"type", "city.command.rejected"},
-             {"time", FormatRfc3339Ms(cmd.ts_ms)},
-             {"subject", cmd.case_id},
-             {"datacontenttype", "application/json"},
-             {"data", std::move(data)}};
-  fx->records.push_back({topics.cases, cmd.case_id, event.dump()});
+  const size_t colon = reason.find(':');
+  JsonWriter& w = writer_;
+  w.BeginObject();
+  w.Field("command_id", cmd.command_id);
+  w.Field("case_id", cmd.case_id);
+  w.Field("action", CaseActionName(cmd.action));
+  w.Field("actor", cmd.actor);
+  w.Field("role", RoleName(cmd.role));
+  w.Field("reason", reason.substr(0, colon));
+  w.Field("message", colon == std::string::npos ? reason : reason.substr(colon + 2));
+  w.Key("status");
+  c ? w.String(CaseStatusName(c->status)) : w.Null();
+  w.EndObject();
+  const std::string data = w.Take();
+  WriteCloudEvent(w, "rejected:" + cmd.input.ToString(), event_source_, "city.command.rejected",
+                  FormatRfc3339Ms(cmd.ts_ms), cmd.case_id, data);
+  fx->records.push_back({topics.cases, cmd.case_id, w.Take()});
 }
 
 std::string CaseEngine::OnCommand(const Command& cmd, Effects* fx) {
@@ -282,11 +296,11 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
     return needs(Role::kOperator);
   };
   auto task_event = [&](const char* type, const Task& t, json extra) {
-    json data = Summary(c);
-    data["department"] = t.department;
-    data["task"] = t.lead ? "lead" : "assist";
-    if (!t.unit.empty()) data["unit"] = t.unit;
-    for (auto& [k, v] : extra.items()) data[k] = v;
+    EventData data = Summary(c);
+    data.Set("department", t.department);
+    data.Set("task", t.lead ? "lead" : "assist");
+    if (!t.unit.empty()) data.Set("unit", t.unit);
+    for (const auto& [k, v] : extra.items()) data.Set(k, v);
     Emit(c, type, at, std::move(data), actor, fx);
   };
 
@@ -359,10 +373,10 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
       ++c.returns;
       c.returned_by.push_back(dept);
       SyncStatus(c, actor, at, fx);
-      json data = Summary(c);
-      data["department"] = dept;
-      data["task"] = lead ? "lead" : "assist";
-      data["returns"] = c.returns;
+      EventData data = Summary(c);
+      data.Set("department", dept);
+      data.Set("task", lead ? "lead" : "assist");
+      data.Set("returns", c.returns);
       Emit(c, "city.case.returned", at, std::move(data), actor, fx);
       const EscalationOptions& esc = city_->config().escalation;
       // Dispatch ping-pong: the newest returns alternate between the same two departments.
@@ -374,9 +388,9 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
       }
       if (run >= 2 && run == static_cast<size_t>(esc.ping_pong_returns)) {
         ++stats_.ping_pongs;
-        json pp = Summary(c);
-        pp["departments"] = {trail[trail.size() - 2], trail.back()};
-        pp["returns"] = run;
+        EventData pp = Summary(c);
+        pp.Set("departments", std::vector<std::string>{trail[trail.size() - 2], trail.back()});
+        pp.Set("returns", run);
         Actor system;
         system.rule = "escalation.ping_pong";
         Emit(c, "city.case.dispatch_ping_pong", at, std::move(pp), system, fx);
@@ -422,10 +436,10 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
       sla_->Extend(c.close, cmd.duration_ms, at);
       ++lead->extensions;
       ++c.extensions;
-      json data = Summary(c);
-      data["by_s"] = cmd.duration_ms / 1000;
-      data["extensions"] = c.extensions;
-      data["deadlines"] = Deadlines(*lead, c);
+      EventData data = Summary(c);
+      data.Set("by_s", cmd.duration_ms / 1000);
+      data.Set("extensions", c.extensions);
+      SetDeadlines(data, *lead, c);
       Emit(c, "city.case.extended", at, std::move(data), actor, fx);
       return "";
     }
@@ -451,14 +465,14 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
       }
       sla_->AddPause(c.verify, c.paused_ms, at);
       sla_->AddPause(c.close, c.paused_ms, at);
-      json data = Summary(c);
-      data["paused_s"] = (at - c.paused_ms) / 1000;
-      data["was"] = CaseStatusName(c.status);
+      EventData data = Summary(c);
+      data.Set("paused_s", (at - c.paused_ms) / 1000);
+      data.Set("was", CaseStatusName(c.status));
       c.status = c.resume_to;
       c.paused_ms = 0;
       // The device went normal while the case was parked.
       if (c.status == CaseStatus::kHandled && SensorBacked(c) && c.normal_since_ms) c.status = CaseStatus::kVerifying;
-      data["status"] = CaseStatusName(c.status);
+      data.Set("status", CaseStatusName(c.status));
       Emit(c, "city.case.resumed", at, std::move(data), actor, fx);
       return "";
     }
@@ -489,10 +503,10 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
       c.handled_ms = 0;
       c.verify = {};
       c.status = CaseStatus::kAcknowledged;
-      json data = Summary(c);
-      data["department"] = lead->department;
-      data["reworks"] = c.reworks;
-      data["deadlines"] = Deadlines(*lead, c);
+      EventData data = Summary(c);
+      data.Set("department", lead->department);
+      data.Set("reworks", c.reworks);
+      SetDeadlines(data, *lead, c);
       Emit(c, "city.case.rework", at, std::move(data), actor, fx);
       const EscalationOptions& esc = city_->config().escalation;
       if (c.reworks >= esc.max_reworks && !c.forced_escalation) {
@@ -559,10 +573,10 @@ void CaseEngine::OnRecovery(const Recovery& r, Effects* fx) {
   Touch(c);
   c.normal_since_ms = r.ts_ms;
   if (c.status == CaseStatus::kHandled && SensorBacked(c)) c.status = CaseStatus::kVerifying;
-  json data = Summary(c);
-  data["device_id"] = r.device_id;
-  data["rule"] = r.rule_id;
-  data["normal_since"] = FormatRfc3339Ms(r.ts_ms);
+  EventData data = Summary(c);
+  data.Set("device_id", r.device_id);
+  data.Set("rule", r.rule_id);
+  data.Set("normal_since", FormatRfc3339Ms(r.ts_ms));
   Actor system;
   system.rule = r.rule_id;
   Emit(c, "city.case.device_normal", r.ts_ms, std::move(data), system, fx);
