@@ -404,7 +404,7 @@ HttpResponse GetCaseDetail(State& st, const HttpRequest& req, const Principal& w
   json timeline = json::array();
   const json* newest_order = nullptr;
   for (json& e : *entries) {
-    if (e.is_object()) e.erase("case");  // every entry carries the case as it was: not needed here
+    if (e.is_object()) e.erase("case");  // the case as it was (most entries): not needed here
     timeline.push_back(std::move(e));
   }
   for (const json& e : timeline) {

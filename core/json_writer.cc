@@ -4,17 +4,47 @@
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <numeric>
 
 namespace cityloop {
 
+namespace {
+
+// Bytes a JSON string cannot hold as they are: control characters, '"' and '\\'.
+constexpr std::array<bool, 256> kMustEscape = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = true;
+  t['"'] = t['\\'] = true;
+  return t;
+}();
+
+bool MustEscape(char ch) { return kMustEscape[static_cast<unsigned char>(ch)]; }
+
+// Byte order, as std::string compares; inline, as keys are short (memcmp's
+// call cost was a visible share of writing).
+bool KeyLess(std::string_view a, std::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[i]);
+  }
+  return a.size() < b.size();
+}
+
+}  // namespace
+
 void AppendJsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
+  size_t i = 0;
+  while (i < s.size() && !MustEscape(s[i])) ++i;
   out += '"';
-  size_t run = 0;  // start of the bytes not yet copied
-  for (size_t i = 0; i < s.size(); ++i) {
+  out.append(s.data(), i);
+  if (i == s.size()) {  // nearly always: nothing to escape
+    out += '"';
+    return;
+  }
+  size_t run = i;  // start of the bytes not yet copied
+  for (; i < s.size(); ++i) {
     const auto ch = static_cast<unsigned char>(s[i]);
-    if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
+    if (!kMustEscape[ch]) continue;
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (ch) {
@@ -59,18 +89,31 @@ void JsonWriter::Key(std::string_view key) {
   Frame& f = frames_.back();
   if (!f.empty) out_ += ',';
   f.empty = false;
-  if (members_.size() > f.first_member && !(KeyOf(members_.back()) < key)) f.in_order = false;
-  members_.push_back(Member{out_.size(), keys_.size(), key.size()});
-  keys_.append(key);
-  AppendJsonString(out_, key);
-  out_ += ':';
+  const bool plain = std::none_of(key.begin(), key.end(), MustEscape);
+  if (members_.size() > f.first_member) {
+    const Member& prev = members_.back();
+    // An escaped key sends the object down the sorting path, which decodes keys.
+    if (!plain || prev.escaped || !KeyLess(KeyText(prev), key)) f.in_order = false;
+  }
+  const size_t begin = out_.size();
+  if (plain) {  // nearly always: "key": in one step
+    out_.resize(begin + key.size() + 3);
+    char* p = out_.data() + begin;
+    *p++ = '"';
+    p = std::copy(key.begin(), key.end(), p);
+    *p++ = '"';
+    *p = ':';
+  } else {
+    AppendJsonString(out_, key);
+    out_ += ':';
+  }
+  members_.push_back(Member{begin, out_.size() - begin - 3, !plain});
 }
 
 void JsonWriter::EndObject() {
   const Frame f = frames_.back();
   if (!f.in_order) SortMembers(f);
   out_ += '}';
-  if (members_.size() > f.first_member) keys_.resize(members_[f.first_member].key_offset);
   members_.resize(f.first_member);
   frames_.pop_back();
 }
@@ -80,18 +123,58 @@ void JsonWriter::EndArray() {
   frames_.pop_back();
 }
 
+namespace {
+
+// The key as given to Key(), from its text as written (our own escapes only).
+void DecodeKey(std::string_view text, std::string& out) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\') {
+      out += text[i];
+      continue;
+    }
+    const char e = text[++i];
+    switch (e) {
+      case 'b': out += '\b'; break;
+      case 'f': out += '\f'; break;
+      case 'n': out += '\n'; break;
+      case 'r': out += '\r'; break;
+      case 't': out += '\t'; break;
+      case 'u': out += static_cast<char>(std::stoi(std::string(text.substr(i + 3, 2)), nullptr, 16)), i += 4; break;
+      default: out += e;  // '"' and '\\'
+    }
+  }
+}
+
+}  // namespace
+
 // Rewrites the open object's members in key order, keeping only the last
-// member of each key.
+// member of each key. Objects are small and mostly in order already, so an
+// insertion sort (stable).
 void JsonWriter::SortMembers(const Frame& f) {
   const size_t n = members_.size() - f.first_member;
   const Member* m = members_.data() + f.first_member;
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return KeyOf(m[a]) < KeyOf(m[b]); });
+  decoded_.clear();
+  sort_keys_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!m[i].escaped) continue;
+    const size_t at = decoded_.size();
+    DecodeKey(KeyText(m[i]), decoded_);
+    sort_keys_[i] = {at, decoded_.size() - at};
+  }
+  auto key = [&](size_t i) -> std::string_view {
+    if (!m[i].escaped) return KeyText(m[i]);
+    return std::string_view(decoded_).substr(sort_keys_[i].first, sort_keys_[i].second);
+  };
+  order_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    size_t j = i;
+    for (; j > 0 && KeyLess(key(i), key(order_[j - 1])); --j) order_[j] = order_[j - 1];
+    order_[j] = i;
+  }
   scratch_.clear();
   for (size_t k = 0; k < n; ++k) {
-    const size_t i = order[k];
-    if (k + 1 < n && KeyOf(m[order[k + 1]]) == KeyOf(m[i])) continue;  // a later one replaces it
+    const size_t i = order_[k];
+    if (k + 1 < n && key(order_[k + 1]) == key(i)) continue;  // a later one replaces it
     const size_t end = i + 1 < n ? m[i + 1].begin - 1 : out_.size();  // -1: the comma before the next
     if (!scratch_.empty()) scratch_ += ',';
     scratch_.append(out_, m[i].begin, end - m[i].begin);
@@ -157,11 +240,15 @@ std::string JsonWriter::Take() {
   return text;
 }
 
+void JsonWriter::Reserve(size_t bytes, size_t members) {
+  out_.reserve(bytes);
+  members_.reserve(members);
+}
+
 void JsonWriter::Clear() {
   out_.clear();
   frames_.clear();
   members_.clear();
-  keys_.clear();
 }
 
 }  // namespace cityloop

@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -70,29 +71,34 @@ class JsonWriter {
   // The text written so far; the writer is empty afterwards and can be reused.
   std::string Take();
   void Clear();
+  // Room for `bytes` of text and `members` object members, to spare regrowth.
+  void Reserve(size_t bytes, size_t members);
 
  private:
   struct Member {
-    size_t begin;       // offset in out_ of the member's first byte (the key's quote)
-    size_t key_offset;  // the raw key in keys_
-    size_t key_size;
+    size_t begin;     // offset in out_ of the member's first byte (the key's quote)
+    size_t key_size;  // of the key's text as written, between the quotes
+    bool escaped;     // the key needed escapes: its text is not the key itself
   };
   struct Frame {
     bool object;
     bool empty = true;
-    bool in_order = true;  // members so far arrived sorted and without repeats
+    bool in_order = true;  // members so far arrived sorted, without repeats or escaped keys
     size_t first_member;   // index into members_
     size_t body;           // offset in out_ just after '{'
   };
   void BeforeValue();
   void SortMembers(const Frame& f);
-  std::string_view KeyOf(const Member& m) const { return std::string_view(keys_).substr(m.key_offset, m.key_size); }
+  std::string_view KeyText(const Member& m) const { return std::string_view(out_).substr(m.begin + 1, m.key_size); }
 
   std::string out_;
   std::vector<Frame> frames_;
   std::vector<Member> members_;
-  std::string keys_;
+  // SortMembers' scratch, kept for its capacity.
   std::string scratch_;
+  std::string decoded_;
+  std::vector<std::pair<size_t, size_t>> sort_keys_;
+  std::vector<size_t> order_;
 };
 
 // Appends `s` to `out` as a JSON string literal, escaped as nlohmann does.

@@ -54,6 +54,7 @@ CaseEngine::CaseEngine(std::shared_ptr<const CityModel> city)
       units_(city_),
       kpi_(city_->config().kpi),
       event_source_(EventSource(*city_)) {
+  writer_.Reserve(4096, 64);
   kpi_.set_track_dirty(false);  // rebuilt from the cases on start, never persisted
 }
 
@@ -185,7 +186,7 @@ EventData CaseEngine::Summary(const Case& c) const {
 }
 
 void CaseEngine::Emit(Case& c, std::string_view type, int64_t time_ms, EventData data, const Actor& actor,
-                      Effects* fx) {
+                      Effects* fx, Snapshot snapshot) {
   const uint32_t seq = ++c.event_seq;
   c.updated_ms = std::max(c.updated_ms, time_ms);
   const bool order = type.starts_with("city.dispatch.");  // .order, .cancelled: to the department
@@ -202,8 +203,10 @@ void CaseEngine::Emit(Case& c, std::string_view type, int64_t time_ms, EventData
   w.Field("actor", actor.name);
   w.Field("at", at);
   w.Field("at_ms", time_ms);
-  w.Key("case");
-  WriteCaseJson(w, c, /*with_signals=*/false);
+  if (snapshot == Snapshot::kHere) {
+    w.Key("case");
+    WriteCaseJson(w, c, /*with_signals=*/false);
+  }
   w.Field("case_id", c.id);
   if (!actor.command_id.empty()) w.Field("command_id", actor.command_id);
   w.Key("detail");
@@ -282,7 +285,8 @@ Case* CaseEngine::OpenCase(const Signal& s, Effects* fx) {
   routing.Field("department_source", category ? "catalogue" : "district_default");
   routing.EndObject();
   if (confirm) opened.Set("awaiting", "confirmation");
-  Emit(kase, "city.case.opened", s.fired_ms, std::move(opened), system, fx);
+  Emit(kase, "city.case.opened", s.fired_ms, std::move(opened), system, fx,
+       confirm ? Snapshot::kHere : Snapshot::kLater);  // Register dispatches next
   if (!confirm) Register(kase, system, s.fired_ms, fx);
   return &kase;
 }
@@ -340,7 +344,7 @@ void CaseEngine::Merge(Case& into, Case& from, const Actor& actor, int64_t at_ms
       cancel.Set("reason", "merged");
       cancel.Set("merged_into", into.id);
       cancel.Set("merged_into_department", into.department);
-      Emit(from, "city.dispatch.cancelled", at_ms, std::move(cancel), actor, fx);
+      Emit(from, "city.dispatch.cancelled", at_ms, std::move(cancel), actor, fx, Snapshot::kLater);  // merged next
     }
   }
   SlaPolicy::Stop(from.verify, at_ms);

@@ -16,7 +16,7 @@
 // - KPIs: every change replaces the case's contribution in the KpiBook.
 //
 // Every change yields audit entries (actor, role, time, reason, rule, and the
-// case as it became) and CloudEvents records (ids "<case_id>:<seq>",
+// case as it became: see Snapshot) and CloudEvents records (ids "<case_id>:<seq>",
 // deterministic) for the outbox. Deterministic: the same inputs in the same
 // order give the same cases, ids and events. Owned and called by one engine
 // thread.
@@ -210,7 +210,13 @@ class CaseEngine {
   void Index(const Case& c);
   void Unindex(const Case& c);
 
-  void Emit(Case& c, std::string_view type, int64_t time_ms, EventData data, const Actor& actor, Effects* fx);
+  // Whether an audit entry carries the case as the change left it. Only the
+  // last entry of a call at one instant needs to (CaseAsOf takes the newest
+  // entry at or before a time): kLater where the caller always emits another
+  // event for the case at the same instant next (opened -> dispatched -> order).
+  enum class Snapshot { kHere, kLater };
+  void Emit(Case& c, std::string_view type, int64_t time_ms, EventData data, const Actor& actor, Effects* fx,
+            Snapshot snapshot = Snapshot::kHere);
   EventData Summary(const Case& c) const;
   std::string MergeKey(const std::string& category, int cell) const;
 

@@ -1,6 +1,8 @@
-// A case's history from its audit trail: every audit entry carries the case
-// as that change left it (without its signals), so the case as it was at any
-// time is the newest entry at or before that time. Pure functions over the
+// A case's history from its audit trail: the last audit entry a change
+// writes at an instant carries the case as that change left it (without its
+// signals; earlier entries of the same change and instant leave it out, see
+// CaseEngine::Snapshot), so the case as it was at any time is the newest
+// entry at or before that time that carries one. Pure functions over the
 // stored entries; the caller reads them (storage::Store::ForEachAudit).
 #pragma once
 

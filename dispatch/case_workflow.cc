@@ -51,7 +51,7 @@ void CaseEngine::Register(Case& c, const Actor& actor, int64_t at_ms, Effects* f
   if (actor.role != Role::kSystem) {
     EventData data = Summary(c);
     data.Set("confirmed_by", actor.name);
-    Emit(c, "city.case.registered", at_ms, std::move(data), actor, fx);
+    Emit(c, "city.case.registered", at_ms, std::move(data), actor, fx, Snapshot::kLater);  // dispatched next
   }
   Dispatch(c, c.department, /*lead=*/true, actor, at_ms, fx);
 }
@@ -102,7 +102,7 @@ Task& CaseEngine::Dispatch(Case& c, const std::string& dept, bool lead, const Ac
   if (lead && previous != dept) dispatched.Set("reassigned_from", previous);
   task.unit.empty() ? dispatched.Set("recommended_unit", nullptr) : dispatched.Set("recommended_unit", task.unit);
   SetDeadlines(dispatched, task, c);
-  Emit(c, "city.case.dispatched", at_ms, dispatched, actor, fx);
+  Emit(c, "city.case.dispatched", at_ms, dispatched, actor, fx, Snapshot::kLater);  // the order next
 
   // The order names the recommended unit and its alternatives.
   EventData order = std::move(dispatched);
@@ -164,7 +164,7 @@ void CaseEngine::Close(Case& c, bool verified, const Actor& actor, int64_t at_ms
     SlaPolicy::Stop(c.verify, at_ms);
     EventData data = Summary(c);
     data.Set("by", actor.role == Role::kSystem ? "sensor" : "inspector");
-    Emit(c, "city.case.verified", at_ms, std::move(data), actor, fx);
+    Emit(c, "city.case.verified", at_ms, std::move(data), actor, fx, Snapshot::kLater);  // closed next
   }
   for (Task& t : c.tasks) {
     StopAll(t, at_ms);
@@ -194,7 +194,7 @@ void CaseEngine::Reopen(Case& c, const Actor& actor, int64_t at_ms, Effects* fx)
   Index(c);
   EventData data = Summary(c);
   data.Set("reopens", c.reopens);
-  Emit(c, "city.case.reopened", at_ms, std::move(data), actor, fx);
+  Emit(c, "city.case.reopened", at_ms, std::move(data), actor, fx, Snapshot::kLater);  // dispatched next
   Dispatch(c, c.department, /*lead=*/true, actor, at_ms, fx);
 }
 
