@@ -4,13 +4,13 @@ namespace cityloop {
 
 using nlohmann::json;
 
-// Members are written in key order: the writer would sort them anyway, but
-// in order it has nothing to rearrange.
+// Members are written in key order (JsonWriter::Order::kSorted): these are
+// the hot path, and the writer then has nothing to track or rearrange.
 
 void WriteSignalJson(JsonWriter& w, const Signal& s) {
-  w.BeginObject();
+  w.BeginObject(JsonWriter::Order::kSorted);
   w.Key("attributes");
-  w.BeginObject();
+  w.BeginObject(JsonWriter::Order::kSorted);
   for (const auto& [k, v] : s.attributes) w.Field(k, v);
   w.EndObject();
   w.Field("category", s.category);
@@ -82,7 +82,7 @@ namespace {
 
 void WriteClockJson(JsonWriter& w, const SlaClock& k) {
   if (k.started_ms == 0) return w.Null();
-  w.BeginObject();
+  w.BeginObject(JsonWriter::Order::kSorted);
   w.Field("deadline", k.deadline_ms);
   w.Field("escalations", k.escalations);
   w.Field("light", SlaLightName(k.light));
@@ -112,7 +112,7 @@ SlaClock ClockFromJson(const json& j) {
 }
 
 void WriteTaskJson(JsonWriter& w, const Task& t) {
-  w.BeginObject();
+  w.BeginObject(JsonWriter::Order::kSorted);
   w.Key("acknowledge_clock");
   WriteClockJson(w, t.acknowledge);
   w.Field("acknowledged", t.acknowledged_ms);
@@ -155,7 +155,7 @@ Task TaskFromJson(const json& j) {
 }  // namespace
 
 void WriteCaseJson(JsonWriter& w, const Case& c, bool with_signals) {
-  w.BeginObject();
+  w.BeginObject(JsonWriter::Order::kSorted);
   w.Field("absorbed", c.absorbed);
   w.Field("category", c.category);
   w.Field("category_code", c.category_code);

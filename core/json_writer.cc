@@ -29,18 +29,31 @@ bool KeyLess(std::string_view a, std::string_view b) {
   return a.size() < b.size();
 }
 
+bool Plain(std::string_view s) { return std::none_of(s.begin(), s.end(), MustEscape); }
+
+// pre + s + post in one resize: single-character appends are out-of-line
+// calls, and they were a visible share of writing.
+void AppendWrapped(std::string& out, std::string_view pre, std::string_view s, std::string_view post) {
+  const size_t at = out.size();
+  out.resize(at + pre.size() + s.size() + post.size());
+  char* p = out.data() + at;
+  p = std::copy(pre.begin(), pre.end(), p);
+  p = std::copy(s.begin(), s.end(), p);
+  std::copy(post.begin(), post.end(), p);
+}
+
 }  // namespace
 
 void AppendJsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   size_t i = 0;
   while (i < s.size() && !MustEscape(s[i])) ++i;
-  out += '"';
-  out.append(s.data(), i);
   if (i == s.size()) {  // nearly always: nothing to escape
-    out += '"';
+    AppendWrapped(out, "\"", s, "\"");
     return;
   }
+  out += '"';
+  out.append(s.data(), i);
   size_t run = i;  // start of the bytes not yet copied
   for (; i < s.size(); ++i) {
     const auto ch = static_cast<unsigned char>(s[i]);
@@ -73,41 +86,37 @@ void JsonWriter::BeforeValue() {
   f.empty = false;
 }
 
-void JsonWriter::BeginObject() {
+void JsonWriter::BeginObject(Order order) {
   BeforeValue();
   out_ += '{';
-  frames_.push_back(Frame{true, true, true, members_.size(), out_.size()});
+  frames_.push_back(Frame{true, order == Order::kSorted, true, true, members_.size(), out_.size()});
 }
 
 void JsonWriter::BeginArray() {
   BeforeValue();
   out_ += '[';
-  frames_.push_back(Frame{false, true, true, members_.size(), out_.size()});
+  frames_.push_back(Frame{false, false, true, true, members_.size(), out_.size()});
 }
 
 void JsonWriter::Key(std::string_view key) {
   Frame& f = frames_.back();
-  if (!f.empty) out_ += ',';
+  const bool first = f.empty;
   f.empty = false;
-  const bool plain = std::none_of(key.begin(), key.end(), MustEscape);
-  if (members_.size() > f.first_member) {
+  const bool plain = Plain(key);
+  if (!f.sorted && !first) {
     const Member& prev = members_.back();
     // An escaped key sends the object down the sorting path, which decodes keys.
     if (!plain || prev.escaped || !KeyLess(KeyText(prev), key)) f.in_order = false;
   }
-  const size_t begin = out_.size();
-  if (plain) {  // nearly always: "key": in one step
-    out_.resize(begin + key.size() + 3);
-    char* p = out_.data() + begin;
-    *p++ = '"';
-    p = std::copy(key.begin(), key.end(), p);
-    *p++ = '"';
-    *p = ':';
+  const size_t begin = out_.size() + (first ? 0 : 1);  // the key's quote
+  if (plain) {  // nearly always: ,"key": in one step
+    AppendWrapped(out_, first ? "\"" : ",\"", key, "\":");
   } else {
+    if (!first) out_ += ',';
     AppendJsonString(out_, key);
     out_ += ':';
   }
-  members_.push_back(Member{begin, out_.size() - begin - 3, !plain});
+  if (!f.sorted) members_.push_back(Member{begin, out_.size() - begin - 3, !plain});
 }
 
 void JsonWriter::EndObject() {

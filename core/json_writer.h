@@ -33,7 +33,12 @@ namespace cityloop {
 
 class JsonWriter {
  public:
-  void BeginObject();
+  // kSorted: the caller writes the members in strictly ascending key order
+  // (byte order, as std::string compares), so the writer need not track them
+  // to sort. For fixed layouts (a case, an event envelope); tests check such
+  // writers' output against nlohmann's canonical dump.
+  enum class Order { kAny, kSorted };
+  void BeginObject(Order order = Order::kAny);
   void EndObject();
   void BeginArray();
   void EndArray();
@@ -82,6 +87,7 @@ class JsonWriter {
   };
   struct Frame {
     bool object;
+    bool sorted;  // Order::kSorted: members are not tracked
     bool empty = true;
     bool in_order = true;  // members so far arrived sorted, without repeats or escaped keys
     size_t first_member;   // index into members_

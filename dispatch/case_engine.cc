@@ -35,7 +35,7 @@ std::string EventSource(const CityModel& city) {
 
 void WriteCloudEvent(JsonWriter& w, std::string_view id, std::string_view source, std::string_view type,
                      std::string_view time, std::string_view subject, std::string_view data_json) {
-  w.BeginObject();  // in key order
+  w.BeginObject(JsonWriter::Order::kSorted);
   w.Key("data");
   w.Raw(data_json);
   w.Field("datacontenttype", "application/json");
@@ -198,7 +198,7 @@ void CaseEngine::Emit(Case& c, std::string_view type, int64_t time_ms, EventData
   WriteCloudEvent(w, c.id + ":" + std::to_string(seq), event_source_, type, at, c.id, detail);
   fx->records.push_back({order ? topics.dispatch : topics.cases, key, w.Take()});
 
-  w.BeginObject();  // in key order
+  w.BeginObject(JsonWriter::Order::kSorted);
   w.Field("action", type);
   w.Field("actor", actor.name);
   w.Field("at", at);

@@ -467,7 +467,12 @@ class CaseInvariantsTest : public ::testing::TestWithParam<uint32_t> {
     std::vector<json> parsed;
     parsed.reserve(fx.audit.size());
     std::map<std::pair<std::string, uint32_t>, const json*> audit;
-    for (const AuditEntry& a : fx.audit) parsed.push_back(json::parse(a.json));
+    for (const AuditEntry& a : fx.audit) {
+      parsed.push_back(json::parse(a.json));
+      // Written in nlohmann's canonical form (keys sorted, no repeats): the
+      // engine's writers that promise key order keep it.
+      ASSERT_EQ(parsed.back().dump(), a.json);
+    }
     for (size_t i = 0; i < fx.audit.size(); ++i) {
       const AuditEntry& a = fx.audit[i];
       ASSERT_TRUE(audit.emplace(std::make_pair(a.case_id, a.seq), &parsed[i]).second) << "audit seq twice: " << a.case_id;
@@ -485,6 +490,7 @@ class CaseInvariantsTest : public ::testing::TestWithParam<uint32_t> {
     size_t case_events = 0;
     for (const OutputRecord& r : fx.records) {
       const json e = json::parse(r.value);
+      ASSERT_EQ(e.dump(), r.value) << "an event not in canonical form";
       const std::string id = e["id"];
       ASSERT_TRUE(event_ids_.insert(id).second) << "event id twice: " << id;
       EXPECT_EQ(e["specversion"], "1.0");
@@ -585,6 +591,8 @@ class CaseInvariantsTest : public ::testing::TestWithParam<uint32_t> {
         EXPECT_EQ(snap, live) << "the newest audit entry of " << id << " is not the case as it became";
       }
       CheckCase(*c);
+      const std::string stored = CaseJsonText(*c);
+      EXPECT_EQ(json::parse(stored).dump(), stored) << "a stored case not in canonical form";
     }
 
     // open_count() is the number of open cases; units are assigned to work that is live.
