@@ -10,6 +10,7 @@
 #include "app/fault_points.h"
 #include "app/shard_router.h"
 #include "core/case_json.h"
+#include "core/json_writer.h"
 #include "core/time_util.h"
 
 namespace cityloop::app {
@@ -338,10 +339,19 @@ void Pipeline::ToCases(const std::vector<Signal>& signals) {
 }
 
 std::string Pipeline::DeviceLatestJson(const Reading& r) {
-  nlohmann::json j{{"kind", r.kind},  {"ts", r.ts_ms},         {"value", r.value},
-                   {"unit", r.unit},  {"lat", r.position.lat}, {"lon", r.position.lon},
-                   {"cell", r.cell},  {"registered", r.registered}, {"input", r.input.ToString()}};
-  return j.dump();
+  JsonWriter w;
+  w.BeginObject(JsonWriter::Order::kSorted);
+  w.Field("cell", r.cell);
+  w.Field("input", r.input.ToString());
+  w.Field("kind", r.kind);
+  w.Field("lat", r.position.lat);
+  w.Field("lon", r.position.lon);
+  w.Field("registered", r.registered);
+  w.Field("ts", r.ts_ms);
+  w.Field("unit", r.unit);
+  w.Field("value", r.value);
+  w.EndObject();
+  return w.Take();
 }
 
 Status Pipeline::Process(const std::vector<ingest::Message>& batch, BatchResult* result,

@@ -24,7 +24,7 @@
 //                Pipeline::HandleSensor does before cases and the store);
 //   +state       the same + RuleSet::TakeDirty after every --batch readings
 //                (the rule state Pipeline::Commit encodes for the store,
-//                once per batch; default 1000 as app::ReplayOptions);
+//                once per batch; default as app::ReplayOptions);
 //   replay       app::RunReplay into a fresh store (out_dir/store) with its
 //                outputs (cases.jsonl, kpi.json, digest, summary.json): the
 //                whole `cityloop replay`, timed from the call to its return.
@@ -44,7 +44,8 @@
 //                            [--reps R] [--batch B] [--seed S] [--config PATH] [--dir DIR]
 //                            [--replay-only]
 // Defaults: N 1000000 (1000 s of city time), D 10000, 10000 ms, K 4, R 3,
-// B 1000 (replay's micro-batch, as `cityloop replay --batch`): about 55 s.
+// B = app::ReplayOptions's default, 100000 (replay's micro-batch, as
+// `cityloop replay --batch`).
 // --dir DIR keeps the log in DIR/log and each rep's replay output in
 // DIR/replay-<rep> (e.g. for `cityloop replay --log DIR/log` under perf); DIR
 // must not exist. --replay-only skips the baselines (for profiling).
@@ -150,7 +151,7 @@ struct Flags {
   int64_t interval_ms = 10000;
   int excursions = 4;
   int reps = 3;
-  size_t batch = 1000;  // app::ReplayOptions::batch_size's default (cityloop replay --batch)
+  size_t batch = app::ReplayOptions{}.batch_size;  // as cityloop replay --batch
   uint64_t seed = 1;
   std::string config = "deploy/cityloop.example.yaml";
   std::string dir;  // empty: a temp dir, removed at the end
