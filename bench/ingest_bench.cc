@@ -42,6 +42,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <sstream>
 #include <thread>
 #include <unistd.h>
 #include <unordered_map>
@@ -321,10 +322,13 @@ Workload Generate(const std::shared_ptr<const CityModel>& city, int64_t n, uint6
   so.seed = seed;
   so.start_ms = *ParseRfc3339Ms("2026-11-28T06:00:00+08:00");
   so.duration_ms = 0;  // endless: take exactly n
+  so.camera_every_ms = 0;  // sensor readings only: the benchmark is the sensor path
   ingest::Simulator sim(city, so);
   w.readings.resize(static_cast<size_t>(n));
   for (auto& r : w.readings) {
-    if (!sim.Next(&r)) Fail("the simulator ended early");
+    do {
+      if (!sim.Next(&r)) Fail("the simulator ended early");
+    } while (r.topic != city->config().kafka.topics.sensors);  // reports of injected incidents
     w.bytes += static_cast<int64_t>(r.key.size() + r.value.size());
   }
   w.first_ts = w.readings.front().ts_ms;
@@ -509,6 +513,12 @@ PipelineFigures MeasurePipeline(const std::string& bootstrap, const Config& base
   f.join_s = Seconds(t0, first);
   f.cases = metrics.CounterTotal("cityloop_cases_opened_total");
   f.rejected = metrics.CounterTotal("cityloop_ingest_rejected_total");
+  if (f.rejected != 0) {  // name the reasons before failing
+    std::istringstream lines(metrics.RenderPrometheus());
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("cityloop_ingest_rejected_total{", 0) == 0) std::printf("  %s\n", line.c_str());
+    }
+  }
   f.batch_ms = Summarize(BatchHistogram(metrics));
   engine.reset();
   return f;
@@ -522,6 +532,19 @@ struct Breakdown {
   double rate_process = 0; // msgs/s of Pipeline::Process alone
   HistSummary batch_ms;
 };
+
+// Setup check, before anything is timed: every generated reading decodes
+// (else the first rejected one and its reason).
+void CheckWorkloadDecodes(const std::shared_ptr<const CityModel>& city, const Workload& w) {
+  ingest::SensorDecoder decoder(city);
+  const int64_t now = w.last_ts + 60000;
+  for (const auto& r : w.readings) {
+    const auto out = decoder.Decode(r.value, now);
+    if (const auto* no = std::get_if<ingest::Rejection>(&out)) {
+      Fail("a simulated reading does not decode: " + r.value + " (" + no->ToString() + ")");
+    }
+  }
+}
 
 Breakdown MeasureBreakdown(const std::shared_ptr<const CityModel>& city, const Workload& w) {
   Breakdown b;
@@ -850,6 +873,7 @@ int Main(int argc, char** argv) {
   std::printf("  %d partitions (devices placed by volume; busiest holds %lld readings)\n", w.partitions,
               static_cast<long long>(max_part));
   base.kafka.partitions = w.partitions;
+  CheckWorkloadDecodes(BuildCity(base), w);
 
   auto broker = Must(ingest::EmbeddedBroker::Start(ingest::BrokerOptionsFor(base.kafka)), "embedded broker");
   const std::string bootstrap = broker->bootstrap();
