@@ -1010,6 +1010,8 @@ void ApiServer::Stop() {
   server_->http->Stop();     // ends streams and pending actions
 }
 
+void ApiServer::WaitEventsDelivered() { state_->fanout->WaitDelivered(); }
+
 size_t ApiServer::stream_clients() const {
   std::lock_guard<std::mutex> lock(state_->streams_mu);
   return state_->streams;

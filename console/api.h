@@ -57,6 +57,9 @@ class ApiServer {
   void Stop();
 
   size_t stream_clients() const;  // SSE clients connected now
+  // Blocks until every event published to the hub so far has reached the
+  // streams and waiting actions (they are fanned out on their own thread).
+  void WaitEventsDelivered();
   // Every route as "METHOD /pattern" (what docs/openapi.yaml must describe).
   std::vector<std::string> routes() const;
 

@@ -66,12 +66,21 @@ std::shared_ptr<const EventView> ViewEvent(const StreamEvent& e, const Backend* 
 // ---- EventFanout ------------------------------------------------------------
 
 EventFanout::EventFanout(Backend& backend) : backend_(backend) {
+  worker_ = std::thread([this] { Run(); });
   sub_ = backend_.hub().Subscribe([this](const StreamEvent& e) { OnEvent(e); });
 }
 
 EventFanout::~EventFanout() { Detach(); }
 
-void EventFanout::Detach() { sub_.reset(); }
+void EventFanout::Detach() {
+  sub_.reset();  // no OnEvent after this
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();  // it delivers what is queued first
+}
 
 void EventFanout::Add(EventListener* l) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -89,12 +98,52 @@ size_t EventFanout::listeners() const {
 }
 
 void EventFanout::OnEvent(const StreamEvent& e) {
+  {
+    std::unique_lock<std::mutex> lock(queue_mu_);
+    queue_cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || stopping_; });
+    if (stopping_) return;
+    queue_.push_back(e);
+    ++queued_;
+  }
+  queue_cv_.notify_all();
+}
+
+void EventFanout::Run() {
+  std::vector<StreamEvent> batch;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty()) return;  // stopping, and everything delivered
+      batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+      queue_.clear();
+    }
+    queue_cv_.notify_all();  // room for a waiting publisher
+    Deliver(batch);
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      delivered_ += batch.size();
+    }
+    queue_cv_.notify_all();
+    batch.clear();
+  }
+}
+
+void EventFanout::WaitDelivered() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  const uint64_t target = queued_;
+  queue_cv_.wait(lock, [&] { return delivered_ >= target || stopping_; });
+}
+
+void EventFanout::Deliver(const std::vector<StreamEvent>& events) {
   std::lock_guard<std::mutex> lock(mu_);
   if (listeners_.empty()) return;
-  const std::shared_ptr<const EventView> view = ViewEvent(e, &backend_);
+  std::vector<std::shared_ptr<const EventView>> views;
+  views.reserve(events.size());
+  for (const StreamEvent& e : events) views.push_back(ViewEvent(e, &backend_));
   for (EventListener* l : listeners_) {
     try {
-      l->OnEvent(view);
+      l->OnEvents(views);
     } catch (const std::exception& ex) {
       spdlog::error("api event listener threw: {}", ex.what());
     }
@@ -172,24 +221,32 @@ bool LiveStream::WriteLocked(const std::string& bytes) {
   return true;
 }
 
-void LiveStream::OnEvent(const std::shared_ptr<const EventView>& event) {
-  if (!filter_.Match(*event)) return;
+void LiveStream::OnEvent(const std::shared_ptr<const EventView>& event) { OnEvents({event}); }
+
+void LiveStream::OnEvents(const std::vector<std::shared_ptr<const EventView>>& events) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (closed_) return;
-  if (!live_) {
-    if (buffer_.size() >= options_.queue_limit) {
-      // Too far behind before it even went live: drop it (it may resume).
-      closed_ = overflowed_ = true;
-      buffer_.clear();
-      if (sink_) sink_->Abort(StreamEnd::kOverflow);
-      return;
+  std::string chunk;  // the live events of the batch, one write
+  uint64_t count = 0;
+  for (const auto& event : events) {
+    if (closed_) return;
+    if (!filter_.Match(*event)) continue;
+    if (!live_) {
+      if (buffer_.size() >= options_.queue_limit) {
+        // Too far behind before it even went live: drop it (it may resume).
+        closed_ = overflowed_ = true;
+        buffer_.clear();
+        if (sink_) sink_->Abort(StreamEnd::kOverflow);
+        return;
+      }
+      buffer_.push_back(event);
+      continue;
     }
-    buffer_.push_back(event);
-    return;
+    if (Seen(event->seq)) continue;
+    Mark(event->seq);
+    chunk += event->frame;
+    ++count;
   }
-  if (Seen(event->seq)) return;
-  Mark(event->seq);
-  if (WriteLocked(event->frame)) ++sent_;
+  if (!chunk.empty() && WriteLocked(chunk)) sent_ += count;
 }
 
 void LiveStream::Start(std::shared_ptr<StreamSink> sink) {

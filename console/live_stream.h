@@ -3,8 +3,11 @@
 // outcome), and the SSE client itself.
 //
 // EventFanout parses each published event once (type, subject, district,
-// department, grid, category, command fields) and formats its SSE frame once;
-// listeners are called on the publishing thread and only queue.
+// department, grid, category, command fields) and formats its SSE frame once,
+// on its own thread: the publishing thread (the engine's) only queues the
+// event, so 200 clients cost the engine a queue push, not 200 socket-queue
+// writes (docs/PERFORMANCE.md, "Console"). Listeners are called on that
+// thread, in seq order, and only queue.
 //
 // LiveStream is one GET /api/v1/stream client. It registers with the fanout
 // when it is made (so nothing published from then on is missed, only
@@ -17,6 +20,7 @@
 // never waited for.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -24,6 +28,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "console/auth.h"
@@ -52,8 +57,13 @@ std::shared_ptr<const EventView> ViewEvent(const StreamEvent& e, const Backend* 
 class EventListener {
  public:
   virtual ~EventListener() = default;
-  // On the publishing thread, for every event in seq order; must not block.
+  // On the fan-out thread, for every event in seq order; must not block.
   virtual void OnEvent(const std::shared_ptr<const EventView>& event) = 0;
+  // The events queued since the last call, in seq order (by default one
+  // OnEvent each); a stream writes them to its client in one go.
+  virtual void OnEvents(const std::vector<std::shared_ptr<const EventView>>& events) {
+    for (const auto& e : events) OnEvent(e);
+  }
 };
 
 class EventFanout {
@@ -63,18 +73,32 @@ class EventFanout {
   EventFanout(const EventFanout&) = delete;
   EventFanout& operator=(const EventFanout&) = delete;
 
-  // After Remove returns the listener is not being called and never will be.
-  // Unsubscribes from the hub: no listener is called after it returns.
+  // Unsubscribes from the hub and delivers what is queued: no listener is
+  // called after it returns.
   void Detach();
   void Add(EventListener* l);
+  // After Remove returns the listener is not being called and never will be.
   void Remove(EventListener* l);
   size_t listeners() const;
+  // Blocks until every event published so far has reached the listeners (or
+  // Detach began).
+  void WaitDelivered();
 
  private:
-  void OnEvent(const StreamEvent& e);
+  // Events queued beyond this make the publisher wait (it never drops one).
+  static constexpr size_t kMaxQueued = 4096;
+  void OnEvent(const StreamEvent& e);  // the publishing thread: queue it
+  void Run();                          // the fan-out thread
+  void Deliver(const std::vector<StreamEvent>& events);
   Backend& backend_;
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;  // listeners_; held while delivering
   std::vector<EventListener*> listeners_;
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;  // queued, delivered, or stopping
+  std::deque<StreamEvent> queue_;
+  uint64_t queued_ = 0, delivered_ = 0;
+  bool stopping_ = false;
+  std::thread worker_;
   std::unique_ptr<EventHub::Subscription> sub_;
 };
 
@@ -106,6 +130,7 @@ class LiveStream final : public EventListener, public std::enable_shared_from_th
                                            int send_buffer_bytes);
 
   void OnEvent(const std::shared_ptr<const EventView>& event) override;
+  void OnEvents(const std::vector<std::shared_ptr<const EventView>>& events) override;
 
  private:
   LiveStream(Backend& backend, EventFanout& fanout, StreamFilter filter, Options options, OnEnd on_end);

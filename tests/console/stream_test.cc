@@ -208,6 +208,7 @@ TEST_F(StreamTest, ClientTooFarBehindWhileResumingIsDropped) {
   backend_.OnEventsAfter([&](uint64_t) {
     backend_.OnEventsAfter(nullptr);
     for (int i = 0; i < 6; ++i) EmitCase("city.case.updated", "CL-1");
+    server_->WaitEventsDelivered();  // they reach the stream while it still resumes
   });
   Start();
   auto c = Open("", kAdmin, {{"Last-Event-ID", "1"}});
