@@ -115,6 +115,9 @@ void EventFanout::Run() {
       std::unique_lock<std::mutex> lock(queue_mu_);
       queue_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
       if (queue_.empty()) return;  // stopping, and everything delivered
+      // Gather what follows within kGather: each client then gets one write
+      // for all of it (while the engine catches up it publishes every few ms).
+      queue_cv_.wait_for(lock, kGather, [&] { return stopping_ || queue_.size() >= kMaxQueued / 2; });
       batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
       queue_.clear();
     }

@@ -20,6 +20,7 @@
 // never waited for.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -87,6 +88,8 @@ class EventFanout {
  private:
   // Events queued beyond this make the publisher wait (it never drops one).
   static constexpr size_t kMaxQueued = 4096;
+  // How long the fan-out gathers events before it writes them to the clients.
+  static constexpr std::chrono::milliseconds kGather{5};
   void OnEvent(const StreamEvent& e);  // the publishing thread: queue it
   void Run();                          // the fan-out thread
   void Deliver(const std::vector<StreamEvent>& events);
