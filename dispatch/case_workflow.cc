@@ -295,14 +295,15 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
     *out = t;
     return needs(Role::kOperator);
   };
-  auto task_event = [&](const char* type, const Task& t, json extra) {
+  // A task event's data: the case's summary and the task.
+  auto task_data = [&](const Task& t) {
     EventData data = Summary(c);
     data.Set("department", t.department);
     data.Set("task", t.lead ? "lead" : "assist");
     if (!t.unit.empty()) data.Set("unit", t.unit);
-    for (const auto& [k, v] : extra.items()) data.Set(k, v);
-    Emit(c, type, at, std::move(data), actor, fx);
+    return data;
   };
+
 
   Task* t = nullptr;
   switch (a) {
@@ -313,8 +314,9 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
       t->acknowledged_ms = at;
       SlaPolicy::Stop(t->acknowledge, at);
       SyncStatus(c, actor, at, fx);
-      task_event("city.case.acknowledged", *t,
-                 {{"on_time", t->acknowledge.deadline_ms == 0 || at <= t->acknowledge.deadline_ms}});
+      EventData data = task_data(*t);
+      data.Set("on_time", t->acknowledge.deadline_ms == 0 || at <= t->acknowledge.deadline_ms);
+      Emit(c, "city.case.acknowledged", at, std::move(data), actor, fx);
       return "";
     }
     case CaseAction::kEnroute: {
@@ -334,7 +336,7 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
       t->status = TaskStatus::kEnroute;
       t->enroute_ms = at;
       SyncStatus(c, actor, at, fx);
-      task_event("city.case.enroute", *t, json::object());
+      Emit(c, "city.case.enroute", at, task_data(*t), actor, fx);
       return "";
     }
     case CaseAction::kArrive: {
@@ -344,7 +346,9 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
       t->arrived_ms = at;
       SlaPolicy::Stop(t->arrive, at);
       SyncStatus(c, actor, at, fx);
-      task_event("city.case.arrived", *t, {{"on_time", t->arrive.deadline_ms == 0 || at <= t->arrive.deadline_ms}});
+      EventData data = task_data(*t);
+      data.Set("on_time", t->arrive.deadline_ms == 0 || at <= t->arrive.deadline_ms);
+      Emit(c, "city.case.arrived", at, std::move(data), actor, fx);
       return "";
     }
     case CaseAction::kHandled: {
@@ -358,8 +362,10 @@ std::string CaseEngine::Apply(Case& c, const Command& cmd, int64_t at, Effects* 
       StopAll(*t, at);
       units_.Release(t->unit, c.id);
       SyncStatus(c, actor, at, fx);
-      task_event("city.case.handled", *t, {{"on_time", t->handle.deadline_ms == 0 || at <= t->handle.deadline_ms},
-                                           {"case_handled", c.handled_ms != 0}});
+      EventData data = task_data(*t);
+      data.Set("on_time", t->handle.deadline_ms == 0 || at <= t->handle.deadline_ms);
+      data.Set("case_handled", c.handled_ms != 0);
+      Emit(c, "city.case.handled", at, std::move(data), actor, fx);
       return "";
     }
     case CaseAction::kReturn: {
