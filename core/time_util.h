@@ -13,6 +13,13 @@ namespace cityloop {
 std::optional<int64_t> ParseRfc3339Ms(std::string_view text);
 // Epoch ms -> "2026-11-28T08:00:00.000Z".
 std::string FormatRfc3339Ms(int64_t epoch_ms);
+// The same text without a heap allocation (the case engine writes two per event).
+struct Rfc3339Text {
+  char chars[40];
+  size_t size = 0;
+  std::string_view view() const { return {chars, size}; }
+};
+Rfc3339Text FormatRfc3339MsText(int64_t epoch_ms);
 // "5m" -> 300000. Accepts ms, s, m, h, d suffixes.
 std::optional<int64_t> ParseDurationMs(std::string_view text);
 // Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar.

@@ -171,7 +171,7 @@ EventData CaseEngine::Summary(const Case& c) const {
   d.Set("community", c.community);
   d.Set("department", c.department);
   d.Set("district", c.district);
-  d.Set("first_event_time", FormatRfc3339Ms(c.first_event_ms));
+  d.Set("first_event_time", FormatRfc3339MsText(c.first_event_ms).view());
   d.Set("grid", c.cell_code);
   JsonWriter& location = d.At("location");
   location.BeginObject();
@@ -193,7 +193,8 @@ void CaseEngine::Emit(Case& c, std::string_view type, int64_t time_ms, EventData
   const auto& topics = city_->config().kafka.topics;
   const std::string key = order ? data.department() : c.id;
   const std::string detail = data.Finish();
-  const std::string at = FormatRfc3339Ms(time_ms);
+  const Rfc3339Text at_text = FormatRfc3339MsText(time_ms);
+  const std::string_view at = at_text.view();
   JsonWriter& w = writer_;
   WriteCloudEvent(w, c.id + ":" + std::to_string(seq), event_source_, type, at, c.id, detail);
   fx->records.push_back({order ? topics.dispatch : topics.cases, key, w.Take()});
